@@ -1,0 +1,22 @@
+//! Storage for the order service, as ports with adapters.
+//!
+//! - [`EventStore`]: the append-only log of [`StoredEvent`]s, one stream per order.
+//! - [`IdempotencyStore`]: the first response to each `Idempotency-Key`.
+//! - [`ReadModelStore`]: the [`OrderView`]s the projector maintains, with listings.
+//! - [`ChangeFeed`] and [`CheckpointStore`]: the embedded change feed and its consumers'
+//!   positions (DynamoDB Streams plays this role on AWS).
+//!
+//! Adapters: [`sqlite`] (embedded default). The DynamoDB adapter implements the same traits.
+
+mod envelope;
+mod ports;
+pub mod sqlite;
+mod view;
+
+pub use envelope::{EventMetadata, FeedEntry, StoredEvent, fold};
+pub use ports::{
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, EventStore, IdempotencyKey,
+    IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, Page, PageKey, PutOutcome,
+    ReadModelStore, StoreError,
+};
+pub use view::OrderView;

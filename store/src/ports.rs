@@ -1,0 +1,188 @@
+//! The storage ports. The application layer and the projections depend on these traits only;
+//! each backend (SQLite now, DynamoDB next) implements all of them.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orders_domain::{CustomerId, OrderId, OrderStatus, Timestamp};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::{FeedEntry, OrderView, StoredEvent};
+
+/// Why a store call failed, in terms the caller can act on.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Throttled, busy or unreachable: worth retrying later (HTTP 503 with `Retry-After`).
+    #[error("the store is unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// Stored data that cannot be read back (an undecodable event, a malformed record).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Anything else: a bug or a misconfiguration.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// An `Idempotency-Key`: 1..=255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("must be 1 to 255 printable ASCII characters")
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The outcome of the first request made with a key. The response is replayed by rendering
+/// the order at `version`, so the body itself need not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyRecord {
+    pub key: IdempotencyKey,
+    /// Hex SHA-256 of method, path and canonical body.
+    pub fingerprint: String,
+    pub order_id: OrderId,
+    pub version: u64,
+    pub status: u16,
+    pub expires_at: Timestamp,
+}
+
+/// One command's events, appended all or none.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub order_id: OrderId,
+    /// The version the command was decided against; the new events follow it contiguously.
+    pub expected_version: u64,
+    /// May be empty: a no-op command with an idempotency key stores the record alone.
+    pub events: Vec<StoredEvent>,
+    /// Committed in the same transaction as the events. Its key must be unused or expired.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+#[derive(Debug, Error)]
+pub enum AppendError {
+    /// Another writer appended first. The caller may re-decide against `current_version`.
+    #[error("concurrent write: the order is now at version {current_version}")]
+    Conflict { current_version: u64 },
+    /// A live record already holds the idempotency key (a concurrent request with the same key).
+    #[error("the idempotency key is already in use")]
+    IdempotencyKeyInUse,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `request.events` (versions `expected_version + 1 ..`) and the idempotency record
+    /// atomically. Nothing is written unless everything is.
+    async fn append(&self, request: AppendRequest) -> Result<(), AppendError>;
+
+    /// The order's events in version order, up to and including `up_to` if given.
+    async fn load(
+        &self,
+        order_id: OrderId,
+        up_to: Option<u64>,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The live record for `key`. Records past `expires_at` are treated as absent, because
+    /// TTL deletion lags.
+    async fn get(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// Which listing of the read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListFilter {
+    /// GSI `byCustomer`: newest `createdAt` first.
+    Customer(CustomerId),
+    /// GSI `byStatus`: newest `updatedAt` first.
+    Status(OrderStatus),
+}
+
+/// Where a listing resumes: the adapter's own key (e.g. DynamoDB's `LastEvaluatedKey`). The
+/// HTTP layer wraps it in a signed, opaque cursor; the store never sees a client's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PageKey(pub serde_json::Value);
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: ListFilter,
+    pub limit: u32,
+    pub after: Option<PageKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<OrderView>,
+    /// `None` on the last page.
+    pub next: Option<PageKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// The stored view was not at the expected version (a concurrent writer got there first).
+    VersionMismatch,
+}
+
+#[async_trait]
+pub trait ReadModelStore: Send + Sync {
+    async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, StoreError>;
+
+    /// Writes `view` only if the stored view is at `expected_version`, or, for `None`, only if
+    /// there is no stored view.
+    async fn put(
+        &self,
+        view: &OrderView,
+        expected_version: Option<u64>,
+    ) -> Result<PutOutcome, StoreError>;
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+}
+
+/// The embedded change feed: every event in append order, by global position.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// Up to `limit` entries with a position greater than `after`, in position order.
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, StoreError>;
+
+    /// Wakes when this process appends (a cheap hint; consumers still poll for other writers).
+    fn watch_appends(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// Named consumers' positions in the change feed.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// The last position `consumer` has fully processed (0 if none).
+    async fn load_checkpoint(&self, consumer: &str) -> Result<u64, StoreError>;
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
+}

@@ -1,0 +1,1 @@
+//! SQLite adapter: see the module docs once written.

@@ -1,0 +1,27 @@
+//! The read model's record: an order as the query API shows it.
+
+use orders_domain::{Order, OrderId, OrderState};
+use serde::{Deserialize, Serialize};
+
+/// The view of one order after `version` events. Serialized flat:
+/// `{orderId, version, customerId, status, currency, items, total, cancelReason?, createdAt, updatedAt}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_id: OrderId,
+    pub version: u64,
+    #[serde(flatten)]
+    pub order: Order,
+}
+
+impl OrderView {
+    /// The view of a folded state; `None` while the order has not been created.
+    pub fn from_state(order_id: OrderId, state: &OrderState) -> Option<Self> {
+        let order = state.order.clone()?;
+        Some(Self {
+            order_id,
+            version: state.version,
+            order,
+        })
+    }
+}
