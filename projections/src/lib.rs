@@ -1,1 +1,32 @@
+//! How stored events become read-model views and bus messages (DESIGN §6).
+//!
+//! - [`projector`]: folds each event into its order's [`OrderView`](orders_store::OrderView),
+//!   idempotently and with version-conditional writes, healing gaps from the event store.
+//! - [`publisher`]: sends each event to a [`Bus`] (EventBridge `PutEvents` semantics:
+//!   batches of at most 10 entries and 256 KB, only failed entries retried).
+//! - [`local_bus`]: the [`Bus`] used when there is no EventBridge: a JSON-lines file plus a
+//!   live Server-Sent Events feed at `GET /local/bus`.
+//! - [`feed`]: tails the embedded change feed for one named consumer from its checkpoint.
+//! - [`local`]: the projector and the publisher as feed consumers in-process, with the local
+//!   bus: [`LocalRuntime`] is what `orders serve` starts.
+//!
+//! On AWS the same [`Projector::apply_batch`] and [`Publisher::publish`] run behind the
+//! DynamoDB Streams Lambdas; their per-event results are shaped for a partial batch response.
 
+mod backoff;
+pub mod feed;
+pub mod local;
+pub mod local_bus;
+pub mod projector;
+pub mod publisher;
+#[cfg(test)]
+mod test_support;
+
+pub use feed::{BatchFailure, ConsumerHandler, FeedConsumer};
+pub use local::{LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, spawn_local_consumers};
+pub use local_bus::{LocalBus, router};
+pub use projector::{Applied, BatchOutcome, ProjectionError, Projector};
+pub use publisher::{
+    Bus, BusEntry, BusError, EntryResult, FailedEvent, PublishError, Publisher, PublisherConfig,
+    RetryPolicy,
+};

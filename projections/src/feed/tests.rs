@@ -1,0 +1,214 @@
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use orders_store::sqlite::SqliteStore;
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::*;
+use crate::test_support::*;
+
+/// Records what it handled; optionally fails once at one event, or dawdles over each batch.
+struct Recorder {
+    handled: Mutex<Vec<Uuid>>,
+    count: watch::Sender<usize>,
+    fail_once_at: Mutex<Option<Uuid>>,
+    delay: Duration,
+    /// Signalled when a batch arrives.
+    entered: Notify,
+}
+
+impl Recorder {
+    fn new() -> Arc<Self> {
+        Self::with(None, Duration::ZERO)
+    }
+    fn with(fail_once_at: Option<Uuid>, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            handled: Mutex::default(),
+            count: watch::Sender::new(0),
+            fail_once_at: Mutex::new(fail_once_at),
+            delay,
+            entered: Notify::new(),
+        })
+    }
+    fn handled(&self) -> Vec<Uuid> {
+        self.handled.lock().unwrap().clone()
+    }
+    async fn wait_for(&self, n: usize) {
+        let mut count = self.count.subscribe();
+        let reached = tokio::time::timeout(Duration::from_secs(10), count.wait_for(|&c| c >= n))
+            .await
+            .is_ok();
+        assert!(
+            reached,
+            "{n} events handled in time; got {}",
+            *self.count.borrow()
+        );
+    }
+    fn record(&self, events: &[StoredEvent]) {
+        self.handled
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|e| e.event_id));
+        self.count.send_modify(|c| *c += events.len());
+    }
+}
+
+#[async_trait]
+impl ConsumerHandler for Recorder {
+    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
+        self.entered.notify_one();
+        tokio::time::sleep(self.delay).await;
+        let fail_at = {
+            let mut target = self.fail_once_at.lock().unwrap();
+            let at = target.and_then(|id| events.iter().position(|e| e.event_id == id));
+            if at.is_some() {
+                *target = None;
+            }
+            at
+        };
+        match fail_at {
+            Some(first_failed) => {
+                self.record(&events[..first_failed]);
+                Err(BatchFailure {
+                    first_failed,
+                    reason: "injected".into(),
+                })
+            }
+            None => {
+                self.record(events);
+                Ok(())
+            }
+        }
+    }
+}
+
+const NAME: &str = "test-consumer";
+
+/// Starts a consumer; send on the returned channel to shut it down.
+fn start(
+    store: &SqliteStore,
+    handler: Arc<Recorder>,
+    batch_size: usize,
+) -> (oneshot::Sender<()>, JoinHandle<u64>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let consumer = FeedConsumer::new(
+        NAME,
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        batch_size,
+    )
+    // Long enough that only the append notification can explain a prompt wake-up.
+    .with_poll_interval(Duration::from_secs(60))
+    .with_backoff(RetryPolicy {
+        max_attempts: u32::MAX,
+        base_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(10),
+    });
+    let run = consumer.run(handler, async {
+        let _ = stopped.await;
+    });
+    (stop, tokio::spawn(run))
+}
+
+async fn append_orders(store: &SqliteStore, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let events = lifecycle(new_order_id());
+        append(store, &events).await;
+        ids.extend(events.iter().map(|e| e.event_id));
+    }
+    ids
+}
+
+async fn head(store: &SqliteStore) -> u64 {
+    store
+        .read_after(0, usize::MAX)
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |e| e.position)
+}
+
+#[tokio::test]
+async fn processes_everything_then_resumes_from_its_checkpoint_after_a_restart() {
+    let (_dir, store) = store();
+    let first_ids = append_orders(&store, 10).await;
+
+    let recorder = Recorder::new();
+    let (stop, run) = start(&store, recorder.clone(), 7);
+    recorder.wait_for(30).await;
+    stop.send(()).unwrap();
+    let checkpoint = run.await.unwrap();
+    assert_eq!(
+        recorder.handled(),
+        first_ids,
+        "everything, once, in feed order"
+    );
+    assert_eq!(checkpoint, head(&store).await);
+    assert_eq!(store.load_checkpoint(NAME).await.unwrap(), checkpoint);
+
+    // Restarted: one order appended while it was down, one while it runs.
+    let mut later_ids = append_orders(&store, 1).await;
+    let recorder = Recorder::new();
+    let (stop, run) = start(&store, recorder.clone(), 7);
+    recorder.wait_for(3).await;
+    let appended_at = Instant::now();
+    later_ids.extend(append_orders(&store, 1).await);
+    recorder.wait_for(6).await;
+    assert!(
+        appended_at.elapsed() < Duration::from_secs(5),
+        "woken by the append, not the 60 s poll"
+    );
+    stop.send(()).unwrap();
+    let checkpoint = run.await.unwrap();
+    assert_eq!(recorder.handled(), later_ids, "nothing handled twice");
+    assert_eq!(store.load_checkpoint(NAME).await.unwrap(), checkpoint);
+    assert_eq!(checkpoint, head(&store).await);
+}
+
+#[tokio::test]
+async fn a_failed_event_is_retried_from_where_it_failed_and_never_skipped() {
+    let (_dir, store) = store();
+    let ids = append_orders(&store, 4).await;
+
+    let recorder = Recorder::with(Some(ids[5]), Duration::ZERO);
+    let (stop, run) = start(&store, recorder.clone(), 8);
+    recorder.wait_for(12).await;
+    stop.send(()).unwrap();
+    run.await.unwrap();
+    // The events before the failure were not redelivered; the failed one and the rest were.
+    assert_eq!(recorder.handled(), ids);
+    assert_eq!(
+        store.load_checkpoint(NAME).await.unwrap(),
+        head(&store).await
+    );
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_batch_in_hand_and_saves_the_checkpoint() {
+    let (_dir, store) = store();
+    let ids = append_orders(&store, 2).await;
+    let recorder = Recorder::with(None, Duration::from_millis(300));
+    let (stop, run) = start(&store, recorder.clone(), 100);
+
+    // Shut down while the (slow) batch is being handled.
+    recorder.entered.notified().await;
+    stop.send(()).unwrap();
+    let checkpoint = run.await.unwrap();
+    assert_eq!(recorder.handled(), ids);
+    assert_eq!(checkpoint, head(&store).await);
+    assert_eq!(store.load_checkpoint(NAME).await.unwrap(), checkpoint);
+}
+
+#[tokio::test]
+async fn an_idle_consumer_stops_at_once() {
+    let (_dir, store) = store();
+    let (stop, run) = start(&store, Recorder::new(), 10);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    assert_eq!(run.await.unwrap(), 0);
+    assert!(asked.elapsed() < Duration::from_secs(1));
+}

@@ -1,0 +1,287 @@
+//! The projector: folds stored events into the read model, one [`OrderView`] per order.
+//!
+//! Delivery is at-least-once and unordered (stream retries, parallel shards, replays running
+//! beside the live projector), so every write is conditional on the view's version (DESIGN §6).
+//! An event at version `v` meets the stored view at version `w` (0 when there is none):
+//!
+//! - `v <= w`: already in the view; a duplicate, nothing to do.
+//! - `v == w + 1`: fold it into the view and write with the condition "still at `w`"
+//!   ("no view yet" for `w == 0`).
+//! - `v > w + 1`: a gap (an earlier event is late or lost). Heal it: load the order's events
+//!   from the event store, fold them from empty, and write the result if it is newer.
+//!
+//! A lost write condition means another writer moved the view: re-read and decide again, a
+//! bounded number of times.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use orders_domain::{DecodeError, OrderId, OrderState, evolve};
+use orders_store::{EventStore, OrderView, PutOutcome, ReadModelStore, StoreError, StoredEvent};
+use thiserror::Error;
+
+/// How many times a write that lost its condition is re-read and retried.
+pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+/// How many orders [`Projector::apply_batch`] works on at once.
+pub const ORDER_CONCURRENCY: usize = 16;
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The view already included the event (`v <= w`).
+    Duplicate,
+    /// The event was folded into the view, which is now at its version.
+    Applied,
+    /// There was a gap: the view was rebuilt from the event store and is now at `version`
+    /// (at least the event's).
+    Healed { version: u64 },
+    /// The order's events so far do not create it (e.g. an unknown event type came first), so
+    /// there is no view to write yet. The next event heals from the event store.
+    NoView,
+}
+
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    /// The payload cannot be decoded. Never skipped: on AWS it ends in the on-failure
+    /// destination; locally the consumer stops at it and logs.
+    #[error("event {version} of order {order_id} cannot be decoded: {source}")]
+    Decode {
+        order_id: OrderId,
+        version: u64,
+        #[source]
+        source: DecodeError,
+    },
+    /// Other writers kept moving the view; a later retry will see it settle.
+    #[error(
+        "event {version} of order {order_id}: the view kept changing under us ({attempts} attempts)"
+    )]
+    Contended {
+        order_id: OrderId,
+        version: u64,
+        attempts: u32,
+    },
+    /// The event store returned fewer events than the event being healed implies (e.g. a
+    /// replica that has not caught up). Retrying later resolves it.
+    #[error(
+        "order {order_id}: healing event {version}, but the event store holds only {loaded} events"
+    )]
+    StoreBehind {
+        order_id: OrderId,
+        version: u64,
+        loaded: u64,
+    },
+    /// The event store returned a history that is not `1, 2, 3, ...`.
+    #[error("order {order_id}: the event store returned version {found} where {expected} belongs")]
+    BrokenHistory {
+        order_id: OrderId,
+        expected: u64,
+        found: u64,
+    },
+    /// Not tried, because an earlier event of the same order in the batch failed: the order's
+    /// events are applied in version order.
+    #[error(
+        "event {version} of order {order_id} not attempted: an earlier event of the order failed"
+    )]
+    NotAttempted { order_id: OrderId, version: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The results of [`Projector::apply_batch`], one per input event, in input order.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    pub results: Vec<Result<Applied, ProjectionError>>,
+}
+
+impl BatchOutcome {
+    /// The input index of the first event that did not succeed: where a retry must resume
+    /// (the Lambda partial batch response reports this record's sequence number).
+    pub fn first_failure(&self) -> Option<usize> {
+        self.results.iter().position(Result::is_err)
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.first_failure().is_none()
+    }
+
+    /// The failed events' input indexes and errors, in input order.
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &ProjectionError)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    }
+}
+
+/// Folds events into the read model. Cheap to clone; safe to run many at once.
+#[derive(Clone)]
+pub struct Projector {
+    events: Arc<dyn EventStore>,
+    views: Arc<dyn ReadModelStore>,
+}
+
+impl Projector {
+    /// `events` is only read, to heal gaps.
+    pub fn new(events: Arc<dyn EventStore>, views: Arc<dyn ReadModelStore>) -> Self {
+        Self { events, views }
+    }
+
+    /// Applies one event to its order's view (see the module docs for the rules).
+    pub async fn apply(&self, event: &StoredEvent) -> Result<Applied, ProjectionError> {
+        // Decoded up front, so an undecodable event fails even where it would be a duplicate.
+        let decoded = event
+            .decode()
+            .map_err(|source| decode_error(event, source))?;
+        let (order_id, v) = (event.order_id, event.version);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let stored = self.views.get(order_id).await?;
+            let w = stored.as_ref().map_or(0, |view| view.version);
+            let (state, applied) = if v <= w {
+                return Ok(Applied::Duplicate);
+            } else if v == w + 1 {
+                let state = stored.map_or_else(OrderState::default, |view| OrderState {
+                    version: view.version,
+                    order: Some(view.order),
+                });
+                let state = match &decoded {
+                    Some(decoded) => evolve(state, decoded),
+                    None => state.skip_unknown(),
+                };
+                (state, Applied::Applied)
+            } else {
+                let state = self.fold_history(event).await?;
+                let version = state.version;
+                (state, Applied::Healed { version })
+            };
+            let Some(view) = OrderView::from_state(order_id, &state) else {
+                return Ok(Applied::NoView);
+            };
+            let expected = (w > 0).then_some(w);
+            match self.views.put(&view, expected).await? {
+                PutOutcome::Written => {
+                    tracing::debug!(
+                        orderId = %order_id,
+                        correlationId = %event.metadata.correlation_id,
+                        version = v,
+                        view_version = view.version,
+                        outcome = ?applied,
+                        "event projected"
+                    );
+                    return Ok(applied);
+                }
+                PutOutcome::VersionMismatch => {
+                    tracing::debug!(
+                        orderId = %order_id,
+                        correlationId = %event.metadata.correlation_id,
+                        version = v,
+                        "view moved concurrently; re-reading"
+                    );
+                }
+            }
+        }
+        Err(ProjectionError::Contended {
+            order_id,
+            version: v,
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
+    }
+
+    /// The order's state from its full history in the event store: the healed view.
+    async fn fold_history(&self, event: &StoredEvent) -> Result<OrderState, ProjectionError> {
+        let order_id = event.order_id;
+        let history = self.events.load(order_id, None).await?;
+        let mut state = OrderState::default();
+        for stored in &history {
+            if stored.version != state.version + 1 {
+                return Err(ProjectionError::BrokenHistory {
+                    order_id,
+                    expected: state.version + 1,
+                    found: stored.version,
+                });
+            }
+            state = fold_event(state, stored)?;
+        }
+        if state.version < event.version {
+            return Err(ProjectionError::StoreBehind {
+                order_id,
+                version: event.version,
+                loaded: state.version,
+            });
+        }
+        Ok(state)
+    }
+
+    /// Applies a batch: different orders concurrently, each order's events one at a time in
+    /// version order. After an event fails, its order's later events are not attempted
+    /// ([`ProjectionError::NotAttempted`]); other orders carry on.
+    pub async fn apply_batch(&self, events: &[StoredEvent]) -> BatchOutcome {
+        let mut by_order: HashMap<OrderId, Vec<usize>> = HashMap::new();
+        for (i, event) in events.iter().enumerate() {
+            by_order.entry(event.order_id).or_default().push(i);
+        }
+        let per_order = futures::stream::iter(by_order.into_values())
+            .map(|mut indexes| async move {
+                indexes.sort_by_key(|&i| events[i].version);
+                let mut results = Vec::with_capacity(indexes.len());
+                let mut failed = false;
+                for i in indexes {
+                    let event = &events[i];
+                    let result = if failed {
+                        Err(ProjectionError::NotAttempted {
+                            order_id: event.order_id,
+                            version: event.version,
+                        })
+                    } else {
+                        self.apply(event).await
+                    };
+                    if let Err(error) = &result
+                        && !failed
+                    {
+                        failed = true;
+                        tracing::warn!(
+                            orderId = %event.order_id,
+                            correlationId = %event.metadata.correlation_id,
+                            version = event.version,
+                            eventId = %event.event_id,
+                            %error,
+                            "event not projected"
+                        );
+                    }
+                    results.push((i, result));
+                }
+                results
+            })
+            .buffer_unordered(ORDER_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut results: Vec<Option<Result<Applied, ProjectionError>>> =
+            events.iter().map(|_| None).collect();
+        for (i, result) in per_order.into_iter().flatten() {
+            results[i] = Some(result);
+        }
+        BatchOutcome {
+            results: results
+                .into_iter()
+                .map(|r| r.expect("every event belongs to exactly one order group"))
+                .collect(),
+        }
+    }
+}
+
+/// Folds one stored event into a state, through the upcaster. An unknown event type only
+/// advances the version; an undecodable payload is an error.
+fn fold_event(state: OrderState, event: &StoredEvent) -> Result<OrderState, ProjectionError> {
+    orders_store::fold(state, [event]).map_err(|source| decode_error(event, source))
+}
+
+fn decode_error(event: &StoredEvent, source: DecodeError) -> ProjectionError {
+    ProjectionError::Decode {
+        order_id: event.order_id,
+        version: event.version,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests;
