@@ -7,7 +7,10 @@
 //!   positions (DynamoDB Streams plays this role on AWS).
 //!
 //! Adapters: [`sqlite`] (embedded default). The DynamoDB adapter implements the same traits.
+//! Every adapter runs the same [`contract`] suite (feature `contract`), so they cannot drift.
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 mod envelope;
 mod ports;
 pub mod sqlite;

@@ -1,1 +1,0 @@
-//! SQLite adapter: see the module docs once written.

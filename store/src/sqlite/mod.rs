@@ -1,0 +1,338 @@
+//! SQLite adapter: the embedded default backend, one file in WAL mode (DESIGN §3).
+//!
+//! rusqlite is synchronous, so no call blocks the async runtime:
+//! - **one writer** connection, owned by a dedicated thread (`writer.rs`) that commits queued
+//!   writes in groups, each write in its own savepoint. SQLite admits one writer at a time
+//!   anyway; grouping amortises the commit, which is most of a small write's cost. Being the
+//!   only writer in the process also makes an append's version check authoritative; the
+//!   UNIQUE (order_id, version) constraint still guards against another process on the file.
+//! - **a small pool of readers** used from tokio's blocking pool: WAL lets them read a
+//!   consistent snapshot while the writer commits, so queries never wait behind writes.
+//!
+//! Tables: `events` (with the global `position` that is the change feed), `orders` (read model),
+//! `idempotency`, `checkpoints`; see `schema.rs`.
+
+mod checkpointer;
+mod checkpoints;
+mod error;
+mod event_log;
+mod read_model;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use orders_domain::{OrderId, Timestamp};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use self::checkpointer::Checkpointer;
+use self::error::SqlResultExt;
+use self::writer::Writer;
+use crate::{
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, EventStore, FeedEntry, IdempotencyKey,
+    IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelStore,
+    StoreError, StoredEvent,
+};
+
+/// Readers in the pool. Reads are short point lookups and index range scans, so a few
+/// connections saturate the cores of a small machine.
+const READER_CONNECTIONS: usize = 4;
+
+/// Every this many appends, the writer purges a batch of expired idempotency keys.
+const PURGE_EVERY_APPENDS: u64 = 1024;
+const PURGE_BATCH: usize = 512;
+
+/// A handle on one SQLite file. Cheap to clone; all clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: ReaderPool,
+    /// The last change-feed position this process committed; the writer announces new ones.
+    appended: Arc<watch::Sender<u64>>,
+    appends: AtomicU64,
+    _checkpointer: Checkpointer,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating the file, its parent directories and the schema if needed) one SQLite
+    /// file in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| StoreError::Unavailable {
+                reason: format!("cannot create {}: {err}", parent.display()),
+                retry_after: error::RETRY_AFTER,
+            })?;
+        }
+        let mut write_conn = open_connection(path)?;
+        schema::migrate(&mut write_conn)?;
+        write_conn
+            .pragma_update(
+                None,
+                "wal_autocheckpoint",
+                checkpointer::WRITER_AUTOCHECKPOINT_PAGES,
+            )
+            .db()?;
+        let checkpointer = Checkpointer::start(path)?;
+        let readers = (0..READER_CONNECTIONS)
+            .map(|_| {
+                let reader = open_connection(path)?;
+                // A reader that tried to write would be a bug; make it fail loudly.
+                reader.execute_batch("PRAGMA query_only = ON").db()?;
+                Ok(reader)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let head = event_log::head_position(&write_conn)?;
+        let appended = Arc::new(watch::Sender::new(head));
+        let writer = Writer::start(write_conn, appended.clone())?;
+        tracing::debug!(path = %path.display(), head, "opened the SQLite store");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer,
+                readers: ReaderPool::new(readers),
+                appended,
+                appends: AtomicU64::new(0),
+                _checkpointer: checkpointer,
+            }),
+        })
+    }
+
+    /// The file this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` on a reader connection; waits (asynchronously) while all are busy.
+    async fn read<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let permit = self.inner.readers.permit().await?;
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let reader = inner.readers.checkout(permit)?;
+            work(&reader)
+        })
+        .await?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    // NO_MUTEX: each connection is used by one thread at a time (the reader pool, the writer
+    // and checkpointer threads guarantee it), so SQLite's per-connection mutex is overhead.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).db()?;
+    schema::configure(&conn)?;
+    Ok(conn)
+}
+
+async fn run_blocking<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| {
+        tracing::error!(error = %err, "a SQLite task failed");
+        StoreError::Internal(format!("a SQLite task failed: {err}"))
+    })
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Reader connections. The semaphore has one permit per idle connection, so a permit holder
+/// always finds one, and waiting happens in async code rather than in blocking threads.
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A checked-out reader; goes back to the pool on drop (also when the work panicked).
+struct PooledReader<'a> {
+    pool: &'a ReaderPool,
+    /// `Some` until dropped.
+    conn: Option<Connection>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ReaderPool {
+    fn new(conns: Vec<Connection>) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(conns.len())),
+            idle: Mutex::new(conns),
+        }
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, StoreError> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Internal("the reader pool is closed".into()))
+    }
+
+    fn checkout(&self, permit: OwnedSemaphorePermit) -> Result<PooledReader<'_>, StoreError> {
+        let conn = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .ok_or_else(|| StoreError::Internal("no idle reader despite a permit".into()))?;
+        Ok(PooledReader {
+            pool: self,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+}
+
+impl std::ops::Deref for PooledReader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a pooled reader holds its connection until dropped")
+    }
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, request: AppendRequest) -> Result<(), AppendError> {
+        event_log::validate(&request)?;
+        let order_id = request.order_id;
+        // Every so often the append also clears out expired idempotency keys.
+        let purge = self.inner.appends.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY_APPENDS == 0;
+        let result = self
+            .inner
+            .writer
+            .write(move |conn, effects| {
+                let now = now_millis();
+                effects.appended_up_to = event_log::append(conn, &request, now)?;
+                if purge {
+                    // A failed purge is retried with a later append; it must not fail this one.
+                    match event_log::purge_expired_keys(conn, now, PURGE_BATCH) {
+                        Ok(0) => {}
+                        Ok(purged) => tracing::debug!(purged, "purged expired idempotency keys"),
+                        Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),
+                    }
+                }
+                Ok::<_, AppendError>(())
+            })
+            .await;
+        if let Err(AppendError::Store(err)) = &result {
+            tracing::warn!(%order_id, error = %err, "append failed");
+        }
+        result
+    }
+
+    async fn load(
+        &self,
+        order_id: OrderId,
+        up_to: Option<u64>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| event_log::load(conn, order_id, up_to))
+            .await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn get(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let key = key.clone();
+        self.read(move |conn| event_log::idempotency_record(conn, &key, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for SqliteStore {
+    async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, StoreError> {
+        self.read(move |conn| read_model::get(conn, order_id)).await
+    }
+
+    async fn put(
+        &self,
+        view: &OrderView,
+        expected_version: Option<u64>,
+    ) -> Result<PutOutcome, StoreError> {
+        let view = view.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| read_model::put(conn, &view, expected_version))
+            .await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| read_model::list(conn, &query)).await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for SqliteStore {
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, StoreError> {
+        self.read(move |conn| event_log::read_after(conn, after, limit))
+            .await
+    }
+
+    fn watch_appends(&self) -> watch::Receiver<u64> {
+        self.inner.appended.subscribe()
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for SqliteStore {
+    async fn load_checkpoint(&self, consumer: &str) -> Result<u64, StoreError> {
+        let consumer = consumer.to_owned();
+        self.read(move |conn| checkpoints::load_checkpoint(conn, &consumer))
+            .await
+    }
+
+    async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+        let consumer = consumer.to_owned();
+        self.inner
+            .writer
+            .write(move |conn, _| checkpoints::save_checkpoint(conn, &consumer, position))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;
