@@ -27,7 +27,7 @@ use futures::{Stream, StreamExt};
 use orders_domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -57,6 +57,9 @@ struct Inner {
     // One writer at a time, so that lines never interleave and the live feed has file order.
     file: Mutex<tokio::fs::File>,
     live: broadcast::Sender<Arc<LocalBusRecord>>,
+    // Set by `close`: live followers' streams end, so a graceful shutdown is not held open
+    // by a client that follows the feed forever.
+    closed: watch::Sender<bool>,
 }
 
 /// The file's line: a `PutEventsRequestEntry` in EventBridge's own field names.
@@ -96,6 +99,7 @@ impl LocalBus {
                 path,
                 file: Mutex::new(file),
                 live,
+                closed: watch::channel(false).0,
             }),
         })
     }
@@ -107,6 +111,12 @@ impl LocalBus {
     /// Follows the entries accepted from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LocalBusRecord>> {
         self.inner.live.subscribe()
+    }
+
+    /// Ends every `GET /local/bus` stream, now and for followers that connect later. Entries
+    /// are still written to the file.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
     }
 }
 
@@ -170,6 +180,10 @@ pub fn router(bus: LocalBus) -> Router {
 async fn live_feed(
     State(bus): State<LocalBus>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut closed = bus.inner.closed.subscribe();
+    let closing = async move {
+        let _ = closed.wait_for(|closed| *closed).await;
+    };
     let events = BroadcastStream::new(bus.subscribe()).map(|received| {
         Ok(match received {
             Ok(record) => sse_event(&record),
@@ -181,7 +195,7 @@ async fn live_feed(
             }
         })
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Sse::new(events.take_until(closing)).keep_alive(KeepAlive::default())
 }
 
 fn sse_event(record: &LocalBusRecord) -> Event {

@@ -1,0 +1,298 @@
+//! `orders serve` end to end: the real binary, on an ephemeral port, in a temp directory.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use orders_tests::{Server, bus_entries, client, eventually, new_order};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn post(
+    c: &reqwest::Client,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = c.post(url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn get(c: &reqwest::Client, url: String) -> (StatusCode, Value) {
+    let response = c.get(url).send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Reads the SSE feed until `want` event ids have arrived; returns the DetailType per eventId.
+async fn read_bus(response: reqwest::Response, want: usize) -> HashMap<String, String> {
+    let mut seen = HashMap::new();
+    let mut buffer = String::new();
+    let mut body = response.bytes_stream();
+    while seen.len() < want {
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("the bus feed went quiet")
+            .expect("the bus feed ended")
+            .expect("bus chunk");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let data: String = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            if data.is_empty() {
+                continue; // keep-alive comment
+            }
+            let entry: Value = serde_json::from_str(&data).expect("SSE data is a JSON bus entry");
+            let detail: Value =
+                serde_json::from_str(entry["Detail"].as_str().expect("Detail is a JSON string"))
+                    .expect("Detail parses");
+            seen.insert(
+                detail["eventId"].as_str().expect("eventId").to_owned(),
+                entry["DetailType"].as_str().expect("DetailType").to_owned(),
+            );
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_end_to_end_then_a_clean_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start(dir.path());
+    let c = client();
+
+    // Follow the bus from the start.
+    let bus = c
+        .get(server.url("/local/bus"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("bus");
+    assert_eq!(bus.status(), StatusCode::OK);
+    assert!(
+        bus.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let bus_reader = tokio::spawn(read_bus(bus, 5));
+
+    // Create, confirm, ship.
+    let (status, headers, created) =
+        post(&c, server.url("/orders"), Some(new_order("cust-e2e"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["orderId"].as_str().expect("orderId").to_owned();
+    assert_eq!(headers["location"], format!("/orders/{id}").as_str());
+    assert_eq!(headers["etag"], "\"1\"");
+    assert_eq!(created["status"], "PENDING");
+    assert_eq!(created["total"], 2 * 1250 + 999);
+
+    let (status, headers, confirmed) =
+        post(&c, server.url(&format!("/orders/{id}/confirm")), None).await;
+    assert_eq!(
+        (status, confirmed["status"].as_str()),
+        (StatusCode::OK, Some("CONFIRMED"))
+    );
+    assert_eq!(headers["etag"], "\"2\"");
+    let (status, _, shipped) = post(&c, server.url(&format!("/orders/{id}/ship")), None).await;
+    assert_eq!(
+        (
+            status,
+            shipped["status"].as_str(),
+            shipped["version"].as_u64()
+        ),
+        (StatusCode::OK, Some("SHIPPED"), Some(3))
+    );
+
+    // Create and cancel a second order.
+    let (_, _, other) = post(&c, server.url("/orders"), Some(new_order("cust-e2e"))).await;
+    let other_id = other["orderId"].as_str().unwrap().to_owned();
+    let (status, _, cancelled) = post(
+        &c,
+        server.url(&format!("/orders/{other_id}/cancel")),
+        Some(json!({"reason": "changed my mind"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            cancelled["status"].as_str(),
+            cancelled["cancelReason"].as_str()
+        ),
+        (Some("CANCELLED"), Some("changed my mind"))
+    );
+    // Shipping a cancelled order is outside the lifecycle.
+    let (status, _, problem) =
+        post(&c, server.url(&format!("/orders/{other_id}/ship")), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    // Read-your-writes: minVersion answers at once even if the projector lags.
+    let (status, view) = get(&c, server.url(&format!("/orders/{id}?minVersion=3"))).await;
+    assert_eq!(
+        (status, view["version"].as_u64(), view["status"].as_str()),
+        (StatusCode::OK, Some(3), Some("SHIPPED"))
+    );
+    // The projected view catches up.
+    let view = eventually("the read model shows version 3", WAIT, || async {
+        let (status, view) = get(&c, server.url(&format!("/orders/{id}"))).await;
+        (status == StatusCode::OK && view["version"] == 3).then_some(view)
+    })
+    .await;
+    assert_eq!(
+        view, shipped,
+        "the projected view equals the command's answer"
+    );
+
+    // History and time travel.
+    let (status, history) = get(&c, server.url(&format!("/orders/{id}/events"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["OrderCreated", "OrderConfirmed", "OrderShipped"]);
+    let versions: Vec<u64> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+    let (status, at1) = get(&c, server.url(&format!("/orders/{id}?atVersion=1"))).await;
+    assert_eq!(
+        (status, at1["status"].as_str(), at1["version"].as_u64()),
+        (StatusCode::OK, Some("PENDING"), Some(1))
+    );
+    let (status, _) = get(&c, server.url(&format!("/orders/{id}?atVersion=4"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Every event reaches the bus: 3 + 2 events.
+    let on_bus = tokio::time::timeout(WAIT * 2, bus_reader)
+        .await
+        .expect("bus events in time")
+        .expect("bus reader");
+    let history_ids: Vec<String> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    for (event_id, expected_type) in
+        history_ids
+            .iter()
+            .zip(["OrderCreated", "OrderConfirmed", "OrderShipped"])
+    {
+        assert_eq!(
+            on_bus.get(event_id).map(String::as_str),
+            Some(expected_type)
+        );
+    }
+
+    // Listings: 7 more orders for one customer, paged 3 at a time, newest first.
+    let mut expected = Vec::new();
+    for _ in 0..7 {
+        let (status, _, body) =
+            post(&c, server.url("/orders"), Some(new_order("cust-pages"))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        expected.push(body["orderId"].as_str().unwrap().to_owned());
+    }
+    expected.reverse();
+    eventually("all 7 views projected", WAIT, || async {
+        let (_, page) = get(&c, server.url("/orders?customerId=cust-pages&limit=100")).await;
+        (page["items"].as_array().map(Vec::len) == Some(7)).then_some(())
+    })
+    .await;
+    let mut listed = Vec::new();
+    let mut url = server.url("/orders?customerId=cust-pages&limit=3");
+    let mut pages = 0;
+    loop {
+        let (status, page) = get(&c, url.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        listed.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["orderId"].as_str().unwrap().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => {
+                url = server.url(&format!(
+                    "/orders?customerId=cust-pages&limit=3&cursor={cursor}"
+                ))
+            }
+            None => break,
+        }
+    }
+    assert!(
+        pages >= 3,
+        "7 orders at 3 a page take at least 3 pages, got {pages}"
+    );
+    assert_eq!(listed, expected, "every order once, newest first");
+    let (status, by_status) = get(&c, server.url("/orders?status=SHIPPED")).await;
+    assert_eq!(status, StatusCode::OK);
+    let shipped_ids: Vec<&str> = by_status["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["orderId"].as_str().unwrap())
+        .collect();
+    assert_eq!(shipped_ids, [id.as_str()]);
+
+    // Graceful stop, then restart on the same data: nothing lost, nothing published twice.
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM exits cleanly, got {status}");
+    let before_restart = bus_entries(dir.path());
+    let server = Server::start(dir.path());
+    let (status, view) = get(&c, server.url(&format!("/orders/{id}"))).await;
+    assert_eq!(
+        (status, view["version"].as_u64()),
+        (StatusCode::OK, Some(3))
+    );
+    let (status, _, _) = post(
+        &c,
+        server.url("/orders"),
+        Some(new_order("cust-after-restart")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let entries = eventually(
+        "the new order is published after the restart",
+        WAIT,
+        || async {
+            let entries = bus_entries(dir.path());
+            (entries.len() > before_restart.len()).then_some(entries)
+        },
+    )
+    .await;
+    let mut ids = HashSet::new();
+    for entry in &entries {
+        let detail: Value = serde_json::from_str(entry["Detail"].as_str().unwrap()).unwrap();
+        assert!(
+            ids.insert(detail["eventId"].as_str().unwrap().to_owned()),
+            "published twice: {detail}"
+        );
+    }
+    assert_eq!(
+        ids.len(),
+        2 + 3 + 7 + 1,
+        "every event published exactly once across the restart"
+    );
+}
