@@ -146,7 +146,12 @@ async fn project(store: SqliteStore, stop: Arc<AtomicBool>) -> usize {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_env_filter(filter)
+        .init();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("bench.db")).unwrap();
     let now = Timestamp::from_millis(1_800_000_000_000);
@@ -209,6 +214,12 @@ async fn main() {
         "process CPU for the writes and their projection: {cpu:.1}s = {:.0} µs per create",
         cpu * 1e6 / applied as f64
     );
+
+    // The background checkpointer should keep the WAL short (it restarts it past 4096 pages).
+    let wal_pages: i64 = rusqlite::Connection::open(dir.path().join("bench.db"))
+        .and_then(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)))
+        .unwrap_or(-1);
+    tracing::info!("WAL length after the writes: {wal_pages} pages");
 
     // Phase 2: view reads.
     let ids = Arc::new(ids);

@@ -54,8 +54,7 @@ impl StoredEvent {
 
     /// Decodes through the upcaster. `Ok(None)`: an event type this build does not know.
     pub fn decode(&self) -> Result<Option<OrderEvent>, DecodeError> {
-        let data =
-            Upcaster::current().decode(&self.event_type, self.schema_version, &self.data)?;
+        let data = Upcaster::current().decode(&self.event_type, self.schema_version, &self.data)?;
         Ok(data.map(|data| OrderEvent {
             occurred_at: self.occurred_at,
             data,

@@ -18,6 +18,12 @@ use crate::StoreError;
 /// How often the WAL is checkpointed.
 const INTERVAL: Duration = Duration::from_millis(200);
 
+/// The longest a checkpoint waits for the write lock or for readers to leave the WAL.
+const RESTART_MAX_WAIT: Duration = Duration::from_millis(5);
+
+/// The WAL length (in pages) at which the WAL is restarted, about 16 MiB.
+const RESTART_AFTER_FRAMES: i64 = 4_096;
+
 /// The writer's own auto-checkpoint threshold in pages (about 40 MiB of WAL): reached only if
 /// the background checkpoints cannot keep up.
 pub(super) const WRITER_AUTOCHECKPOINT_PAGES: u32 = 10_000;
@@ -30,6 +36,9 @@ pub(super) struct Checkpointer {
 impl Checkpointer {
     pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
         let conn = super::open_connection(path)?;
+        // A RESTART holds the write lock while it waits for readers: keep that wait short, and
+        // rather try again on the next round.
+        conn.busy_timeout(RESTART_MAX_WAIT).db()?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
@@ -53,15 +62,50 @@ impl Checkpointer {
 }
 
 fn checkpoint(conn: &Connection) {
-    let result = conn
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        })
-        .db();
-    match result {
-        Ok((wal_frames, checkpointed)) => {
-            tracing::trace!(wal_frames, checkpointed, "checkpointed the WAL")
+    match run(conn, "PASSIVE") {
+        Ok(Checkpoint {
+            wal_frames,
+            checkpointed,
+            ..
+        }) => {
+            tracing::trace!(wal_frames, checkpointed, "checkpointed the WAL");
+            // Readers come and go all the time, so the writer rarely finds the WAL free to
+            // start over from its beginning, and the file would only grow. Once it is long and
+            // (nearly) all copied, RESTART waits for a moment with no reader in it and makes the
+            // writer start over; it blocks the writer only for the few frames still to copy.
+            if wal_frames >= RESTART_AFTER_FRAMES {
+                match run(conn, "RESTART") {
+                    Ok(Checkpoint { busy: false, .. }) => {
+                        tracing::debug!(wal_frames, "restarted the WAL")
+                    }
+                    Ok(Checkpoint { busy: true, .. }) => {
+                        tracing::debug!(wal_frames, "the WAL is busy; restarting it later")
+                    }
+                    Err(err) => tracing::debug!(error = %err, "cannot restart the WAL yet"),
+                }
+            }
         }
         Err(err) => tracing::warn!(error = %err, "a WAL checkpoint failed; retrying later"),
     }
+}
+
+/// What `PRAGMA wal_checkpoint` reports.
+struct Checkpoint {
+    /// The checkpoint could not finish (a RESTART found the lock or a reader in its way).
+    busy: bool,
+    /// The WAL's length, in pages.
+    wal_frames: i64,
+    /// How many of them are now copied into the database.
+    checkpointed: i64,
+}
+
+fn run(conn: &Connection, mode: &str) -> Result<Checkpoint, StoreError> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        Ok(Checkpoint {
+            busy: row.get::<_, i64>(0)? != 0,
+            wal_frames: row.get(1)?,
+            checkpointed: row.get(2)?,
+        })
+    })
+    .db()
 }
