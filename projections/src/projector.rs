@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use orders_domain::{DecodeError, OrderId, OrderState, evolve};
-use orders_store::{EventStore, OrderView, PutOutcome, ReadModelStore, StoreError, StoredEvent};
+use orders_store::{
+    ConditionalPut, EventStore, OrderView, PutOutcome, ReadModelStore, StoreError, StoredEvent,
+};
 use thiserror::Error;
 
 /// How many times a write that lost its condition is re-read and retried.
@@ -212,51 +214,37 @@ impl Projector {
         Ok(state)
     }
 
-    /// Applies a batch: different orders concurrently, each order's events one at a time in
-    /// version order. After an event fails, its order's later events are not attempted
+    /// Applies a batch: different orders concurrently, each order's events in version order.
+    /// After an event fails, its order's later events are not attempted
     /// ([`ProjectionError::NotAttempted`]); other orders carry on.
+    ///
+    /// The common case (each order's events continue its view) takes two round trips for the
+    /// whole batch: one [`ReadModelStore::get_many`], the folds in memory, one
+    /// [`ReadModelStore::put_many`] with each view's own version condition. Whatever that
+    /// cannot settle (a gap, an undecodable event, a condition lost to another writer, a store
+    /// error) goes through [`Projector::apply`] one event at a time, which heals, retries and
+    /// reports errors exactly as for a single event.
     pub async fn apply_batch(&self, events: &[StoredEvent]) -> BatchOutcome {
         let mut by_order: HashMap<OrderId, Vec<usize>> = HashMap::new();
         for (i, event) in events.iter().enumerate() {
             by_order.entry(event.order_id).or_default().push(i);
         }
-        let per_order = futures::stream::iter(by_order.into_values())
-            .map(|mut indexes| async move {
-                indexes.sort_by_key(|&i| events[i].version);
-                let mut results = Vec::with_capacity(indexes.len());
-                let mut failed = false;
-                for i in indexes {
-                    let event = &events[i];
-                    let result = if failed {
-                        Err(ProjectionError::NotAttempted {
-                            order_id: event.order_id,
-                            version: event.version,
-                        })
-                    } else {
-                        self.apply(event).await
-                    };
-                    if let Err(error) = &result
-                        && !failed
-                    {
-                        failed = true;
-                        tracing::warn!(
-                            orderId = %event.order_id,
-                            correlationId = %event.metadata.correlation_id,
-                            version = event.version,
-                            eventId = %event.event_id,
-                            %error,
-                            "event not projected"
-                        );
-                    }
-                    results.push((i, result));
-                }
-                results
-            })
+        let mut groups: Vec<Vec<usize>> = by_order.into_values().collect();
+        for indexes in &mut groups {
+            indexes.sort_by_key(|&i| events[i].version);
+        }
+        let mut results: Vec<Option<Result<Applied, ProjectionError>>> =
+            events.iter().map(|_| None).collect();
+
+        let slow = match self.fold_in_memory(events, groups, &mut results).await {
+            Ok(slow) => slow,
+            Err(FastPathFailed(groups)) => groups,
+        };
+        let per_order = futures::stream::iter(slow)
+            .map(|indexes| self.apply_in_order(events, indexes))
             .buffer_unordered(ORDER_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        let mut results: Vec<Option<Result<Applied, ProjectionError>>> =
-            events.iter().map(|_| None).collect();
         for (i, result) in per_order.into_iter().flatten() {
             results[i] = Some(result);
         }
@@ -267,7 +255,155 @@ impl Projector {
                 .collect(),
         }
     }
+
+    /// The batched fast path. Settles what it can in `results` and returns, per order, the
+    /// events (in version order) left for [`Projector::apply_in_order`].
+    async fn fold_in_memory(
+        &self,
+        events: &[StoredEvent],
+        groups: Vec<Vec<usize>>,
+        results: &mut [Option<Result<Applied, ProjectionError>>],
+    ) -> Result<Vec<Vec<usize>>, FastPathFailed> {
+        let order_ids: Vec<OrderId> = groups.iter().map(|g| events[g[0]].order_id).collect();
+        let mut stored = match self.views.get_many(&order_ids).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::debug!(%error, "batched read failed; applying one event at a time");
+                return Err(FastPathFailed(groups));
+            }
+        };
+        let mut slow = Vec::new();
+        // Per written view: its put, and the events it covers (then those left after them).
+        let mut puts = Vec::new();
+        let mut covered: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+        for indexes in groups {
+            let order_id = events[indexes[0]].order_id;
+            let base = stored.remove(&order_id);
+            let w = base.as_ref().map_or(0, |view| view.version);
+            let mut state = base.map_or_else(OrderState::default, |view| OrderState {
+                version: view.version,
+                order: Some(view.order),
+            });
+            let mut folded = Vec::new();
+            let mut rest = Vec::new();
+            for (k, &i) in indexes.iter().enumerate() {
+                let event = &events[i];
+                // Decoded even for a duplicate, as `apply` does: an undecodable event is an
+                // error wherever it stands.
+                let Ok(decoded) = event.decode() else {
+                    rest = indexes[k..].to_vec();
+                    break;
+                };
+                if event.version <= state.version {
+                    results[i] = Some(Ok(Applied::Duplicate));
+                } else if event.version == state.version + 1 {
+                    state = match &decoded {
+                        Some(decoded) => evolve(state, decoded),
+                        None => state.skip_unknown(),
+                    };
+                    folded.push(i);
+                } else {
+                    // A gap: healing loads the order from the event store.
+                    rest = indexes[k..].to_vec();
+                    break;
+                }
+            }
+            if folded.is_empty() {
+                if !rest.is_empty() {
+                    slow.push(rest);
+                }
+                continue;
+            }
+            match OrderView::from_state(order_id, &state) {
+                Some(view) => {
+                    let expected_version = (w > 0).then_some(w);
+                    puts.push(ConditionalPut {
+                        view,
+                        expected_version,
+                    });
+                    covered.push((folded, rest));
+                }
+                None => {
+                    for i in folded {
+                        results[i] = Some(Ok(Applied::NoView));
+                    }
+                    if !rest.is_empty() {
+                        slow.push(rest);
+                    }
+                }
+            }
+        }
+        let outcomes = match self.views.put_many(&puts).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                tracing::debug!(%error, "batched write failed; applying one event at a time");
+                vec![PutOutcome::VersionMismatch; puts.len()]
+            }
+        };
+        for ((put, outcome), (folded, rest)) in puts.iter().zip(outcomes).zip(covered) {
+            if outcome == PutOutcome::Written {
+                for &i in &folded {
+                    let event = &events[i];
+                    tracing::debug!(
+                        orderId = %event.order_id,
+                        correlationId = %event.metadata.correlation_id,
+                        version = event.version,
+                        view_version = put.view.version,
+                        "event projected"
+                    );
+                    results[i] = Some(Ok(Applied::Applied));
+                }
+                if !rest.is_empty() {
+                    slow.push(rest);
+                }
+            } else {
+                // Another writer moved the view: redo this order's events one by one.
+                slow.push(folded.into_iter().chain(rest).collect());
+            }
+        }
+        Ok(slow)
+    }
+
+    /// One order's events, in version order, one at a time; the events after a failure are
+    /// not attempted.
+    async fn apply_in_order(
+        &self,
+        events: &[StoredEvent],
+        indexes: Vec<usize>,
+    ) -> Vec<(usize, Result<Applied, ProjectionError>)> {
+        let mut results = Vec::with_capacity(indexes.len());
+        let mut failed = false;
+        for i in indexes {
+            let event = &events[i];
+            let result = if failed {
+                Err(ProjectionError::NotAttempted {
+                    order_id: event.order_id,
+                    version: event.version,
+                })
+            } else {
+                self.apply(event).await
+            };
+            if let Err(error) = &result
+                && !failed
+            {
+                failed = true;
+                tracing::warn!(
+                    orderId = %event.order_id,
+                    correlationId = %event.metadata.correlation_id,
+                    version = event.version,
+                    eventId = %event.event_id,
+                    %error,
+                    "event not projected"
+                );
+            }
+            results.push((i, result));
+        }
+        results
+    }
 }
+
+/// The batched read failed: every order goes the one-event-at-a-time way.
+struct FastPathFailed(Vec<Vec<usize>>);
 
 /// Folds one stored event into a state, through the upcaster. An unknown event type only
 /// advances the version; an undecodable payload is an error.

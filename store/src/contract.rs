@@ -25,9 +25,9 @@ use orders_domain::{
 use uuid::Uuid;
 
 use crate::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, EventMetadata, EventStore,
-    IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, OrderView,
-    PutOutcome, ReadModelStore, StoreError, StoredEvent,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventMetadata,
+    EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery,
+    OrderView, PutOutcome, ReadModelStore, StoreError, StoredEvent,
 };
 
 /// Makes stores of one adapter for the cases.
@@ -65,6 +65,7 @@ macro_rules! store_contract_tests {
             expired_idempotency_records_are_absent_and_reusable,
             no_op_append_stores_only_the_idempotency_record,
             read_model_put_is_conditional_on_the_version,
+            read_model_batches_judge_each_view_on_its_own,
             listing_by_customer_pages_newest_first_without_gaps,
             listing_by_status_pages_by_last_update,
             listing_of_nothing_is_one_empty_page,
@@ -582,6 +583,71 @@ pub async fn read_model_put_is_conditional_on_the_version<B: Backend>(backend: &
     assert_eq!(
         ReadModelStore::get(&store, order).await.unwrap(),
         Some(cancelled_view)
+    );
+}
+
+/// The batch forms answer like their single forms: `get_many` leaves absent orders out, and
+/// each write of `put_many` is judged on its own condition, so one stale write does not stop
+/// the others.
+pub async fn read_model_batches_judge_each_view_on_its_own<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let (existing, fresh, stale, absent) = (
+        new_order_id(),
+        new_order_id(),
+        new_order_id(),
+        new_order_id(),
+    );
+    let existing_v1 = view(existing, "c-batch", OrderStatus::Pending, 1_000, 1_000, 1);
+    let stale_v2 = view(stale, "c-batch", OrderStatus::Confirmed, 1_000, 2_000, 2);
+    assert_eq!(
+        store.put(&existing_v1, None).await.unwrap(),
+        PutOutcome::Written
+    );
+    assert_eq!(
+        store.put(&stale_v2, None).await.unwrap(),
+        PutOutcome::Written
+    );
+
+    let found = store.get_many(&[existing, stale, absent]).await.unwrap();
+    assert_eq!(found.len(), 2, "the absent order is left out");
+    assert_eq!(found.get(&existing), Some(&existing_v1));
+    assert_eq!(found.get(&stale), Some(&stale_v2));
+
+    let existing_v2 = view(existing, "c-batch", OrderStatus::Confirmed, 1_000, 2_000, 2);
+    let fresh_v1 = view(fresh, "c-batch", OrderStatus::Pending, 1_500, 1_500, 1);
+    let stale_v3 = view(stale, "c-batch", OrderStatus::Shipped, 1_000, 3_000, 3);
+    let outcomes = store
+        .put_many(&[
+            ConditionalPut {
+                view: existing_v2.clone(),
+                expected_version: Some(1),
+            },
+            ConditionalPut {
+                view: stale_v3,
+                expected_version: Some(1),
+            },
+            ConditionalPut {
+                view: fresh_v1.clone(),
+                expected_version: None,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            PutOutcome::Written,
+            PutOutcome::VersionMismatch,
+            PutOutcome::Written
+        ]
+    );
+    let after = store.get_many(&[existing, fresh, stale]).await.unwrap();
+    assert_eq!(after.get(&existing), Some(&existing_v2));
+    assert_eq!(after.get(&fresh), Some(&fresh_v1));
+    assert_eq!(
+        after.get(&stale),
+        Some(&stale_v2),
+        "the stale write changed nothing"
     );
 }
 

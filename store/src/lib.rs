@@ -18,8 +18,8 @@ mod view;
 
 pub use envelope::{EventMetadata, FeedEntry, StoredEvent, fold};
 pub use ports::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, EventStore, IdempotencyKey,
-    IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, Page, PageKey, PutOutcome,
-    ReadModelStore, StoreError,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventStore,
+    IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, Page, PageKey,
+    PutOutcome, ReadModelStore, StoreError,
 };
 pub use view::OrderView;

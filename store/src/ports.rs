@@ -1,6 +1,7 @@
 //! The storage ports. The application layer and the projections depend on these traits only;
 //! each backend (SQLite now, DynamoDB next) implements all of them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -154,9 +155,42 @@ pub enum PutOutcome {
     VersionMismatch,
 }
 
+/// One conditional write of [`ReadModelStore::put_many`].
+#[derive(Debug, Clone)]
+pub struct ConditionalPut {
+    pub view: OrderView,
+    /// As for [`ReadModelStore::put`]: the stored view's version, or `None` for "no view yet".
+    pub expected_version: Option<u64>,
+}
+
 #[async_trait]
 pub trait ReadModelStore: Send + Sync {
     async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, StoreError>;
+
+    /// The stored views of several orders (absent ones are left out). The projector reads a
+    /// whole batch's views at once; a backend overrides this to make it one round trip.
+    async fn get_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<HashMap<OrderId, OrderView>, StoreError> {
+        let mut views = HashMap::with_capacity(order_ids.len());
+        for &order_id in order_ids {
+            if let Some(view) = self.get(order_id).await? {
+                views.insert(order_id, view);
+            }
+        }
+        Ok(views)
+    }
+
+    /// Several conditional writes, each judged on its own condition; outcomes in input order.
+    /// A backend overrides this to make it one round trip (SQLite: one transaction).
+    async fn put_many(&self, puts: &[ConditionalPut]) -> Result<Vec<PutOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(puts.len());
+        for put in puts {
+            outcomes.push(self.put(&put.view, put.expected_version).await?);
+        }
+        Ok(outcomes)
+    }
 
     /// Writes `view` only if the stored view is at `expected_version`, or, for `None`, only if
     /// there is no stored view.

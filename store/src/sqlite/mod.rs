@@ -20,6 +20,7 @@ mod read_model;
 mod schema;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,9 +35,9 @@ use self::checkpointer::Checkpointer;
 use self::error::SqlResultExt;
 use self::writer::Writer;
 use crate::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, EventStore, FeedEntry, IdempotencyKey,
-    IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelStore,
-    StoreError, StoredEvent,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventStore, FeedEntry,
+    IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome,
+    ReadModelStore, StoreError, StoredEvent,
 };
 
 /// Readers in the pool. Reads are short point lookups and index range scans, so a few
@@ -296,6 +297,38 @@ impl ReadModelStore for SqliteStore {
         self.inner
             .writer
             .write(move |conn, _| read_model::put(conn, &view, expected_version))
+            .await
+    }
+
+    /// One pooled read for the whole batch.
+    async fn get_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<HashMap<OrderId, OrderView>, StoreError> {
+        let order_ids = order_ids.to_vec();
+        self.read(move |conn| {
+            let mut views = HashMap::with_capacity(order_ids.len());
+            for order_id in order_ids {
+                if let Some(view) = read_model::get(conn, order_id)? {
+                    views.insert(order_id, view);
+                }
+            }
+            Ok(views)
+        })
+        .await
+    }
+
+    /// One write job, so the whole batch shares a group commit instead of waiting for one
+    /// commit per view.
+    async fn put_many(&self, puts: &[ConditionalPut]) -> Result<Vec<PutOutcome>, StoreError> {
+        let puts = puts.to_vec();
+        self.inner
+            .writer
+            .write(move |conn, _| {
+                puts.iter()
+                    .map(|put| read_model::put(conn, &put.view, put.expected_version))
+                    .collect()
+            })
             .await
     }
 
