@@ -117,7 +117,7 @@ impl EventData {
                 total,
             } => serde_json::to_value(OrderCreatedV1 {
                 customer_id: customer_id.clone(),
-                currency: currency.clone(),
+                currency: *currency,
                 items: items.clone(),
                 total: *total,
             }),

@@ -127,7 +127,7 @@ pub fn decide(
         return match command {
             OrderCommand::Create(create) => event(EventData::OrderCreated {
                 customer_id: create.customer_id().clone(),
-                currency: create.currency().clone(),
+                currency: *create.currency(),
                 items: create.items().clone(),
                 total: create.total(),
             }),
@@ -174,7 +174,7 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             state.order = Some(Order {
                 customer_id: customer_id.clone(),
                 status: OrderStatus::Pending,
-                currency: currency.clone(),
+                currency: *currency,
                 items: items.clone(),
                 total: *total,
                 cancel_reason: None,
@@ -227,7 +227,7 @@ mod tests {
         let c = create_order(&[(2, 150), (1, 1000)]);
         EventData::OrderCreated {
             customer_id: c.customer_id().clone(),
-            currency: c.currency().clone(),
+            currency: *c.currency(),
             items: c.items().clone(),
             total: c.total(),
         }

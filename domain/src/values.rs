@@ -35,7 +35,8 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Implements `Display`, `as_str` and a serde representation that re-validates on the way in.
+/// Implements `Display` and a serde representation that re-validates on the way in, from the
+/// type's `as_str` and `parse`. The plain form also writes `as_str` for a `String` newtype.
 macro_rules! string_value {
     ($name:ident) => {
         impl $name {
@@ -43,14 +44,17 @@ macro_rules! string_value {
                 &self.0
             }
         }
+        string_value!($name, as_str);
+    };
+    ($name:ident, as_str) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+                s.serialize_str(self.as_str())
             }
         }
         impl<'de> Deserialize<'de> for $name {
@@ -110,21 +114,23 @@ impl CustomerId {
     }
 }
 
-/// An ISO 4217 code: three upper-case ASCII letters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Currency(String);
-string_value!(Currency);
+/// An ISO 4217 code: three upper-case ASCII letters, kept inline (no allocation per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency([u8; 3]);
+string_value!(Currency, as_str);
 
 impl Currency {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(FieldError::new(
+        match <[u8; 3]>::try_from(raw.as_bytes()) {
+            Ok(code) if code.iter().all(u8::is_ascii_uppercase) => Ok(Self(code)),
+            _ => Err(FieldError::new(
                 "currency",
                 "must be an ISO 4217 code: three upper-case letters",
-            ))
+            )),
         }
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("parse admits ASCII letters only")
     }
 }
 

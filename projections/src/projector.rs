@@ -156,7 +156,7 @@ impl Projector {
                 let version = state.version;
                 (state, Applied::Healed { version })
             };
-            let Some(view) = OrderView::from_state(order_id, &state) else {
+            let Some(view) = OrderView::from_state(order_id, state) else {
                 return Ok(Applied::NoView);
             };
             let expected = (w > 0).then_some(w);
@@ -314,7 +314,7 @@ impl Projector {
                 }
                 continue;
             }
-            match OrderView::from_state(order_id, &state) {
+            match OrderView::from_state(order_id, state) {
                 Some(view) => {
                     let expected_version = (w > 0).then_some(w);
                     puts.push(ConditionalPut {

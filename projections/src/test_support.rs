@@ -107,7 +107,7 @@ pub async fn append(store: &SqliteStore, events: &[StoredEvent]) {
 /// The view the read model must converge to: the fold of everything in the event store.
 pub async fn folded_view(store: &SqliteStore, order_id: OrderId) -> Option<OrderView> {
     let events = store.load(order_id, None).await.unwrap();
-    OrderView::from_state(order_id, &fold(OrderState::default(), &events).unwrap())
+    OrderView::from_state(order_id, fold(OrderState::default(), &events).unwrap())
 }
 
 pub async fn stored_view(store: &SqliteStore, order_id: OrderId) -> Option<OrderView> {

@@ -131,7 +131,7 @@ async fn project(store: SqliteStore, stop: Arc<AtomicBool>) -> usize {
                 let current = ReadModelStore::get(&store, event.order_id).await.unwrap();
                 assert!(current.is_none());
                 let state = fold(OrderState::default(), [&event]).unwrap();
-                let view = OrderView::from_state(event.order_id, &state).unwrap();
+                let view = OrderView::from_state(event.order_id, state).unwrap();
                 store.put(&view, None).await.unwrap();
             });
         }

@@ -15,12 +15,13 @@ pub struct OrderView {
 }
 
 impl OrderView {
-    /// The view of a folded state; `None` while the order has not been created.
-    pub fn from_state(order_id: OrderId, state: &OrderState) -> Option<Self> {
-        let order = state.order.clone()?;
-        Some(Self {
+    /// The view of a folded state; `None` while the order has not been created. Takes the
+    /// state by value: a fold's result is done with, so the order moves instead of copying.
+    pub fn from_state(order_id: OrderId, state: OrderState) -> Option<Self> {
+        let version = state.version;
+        state.order.map(|order| Self {
             order_id,
-            version: state.version,
+            version,
             order,
         })
     }

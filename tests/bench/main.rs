@@ -33,14 +33,19 @@ struct Args {
     /// Events per fold measurement.
     #[arg(long, default_value_t = 4_000_000)]
     fold_events: usize,
+    /// Only the in-process fold measurements, no server.
+    #[arg(long)]
+    fold_only: bool,
 }
 
 fn main() {
     let args = Args::parse();
     let mut table = vec![];
     table.extend(fold_benchmarks(args.fold_events));
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    table.extend(runtime.block_on(load_benchmarks(&args)));
+    if !args.fold_only {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        table.extend(runtime.block_on(load_benchmarks(&args)));
+    }
     println!("\n| measure | result | target |\n|---|---|---|");
     for (measure, result, target) in table {
         println!("| {measure} | {result} | {target} |");
@@ -117,7 +122,7 @@ fn fold_benchmarks(n: usize) -> Vec<Row> {
     let started = Instant::now();
     for order in stored.chunks(4) {
         let state = fold(OrderState::default(), order).expect("decodes");
-        black_box(OrderView::from_state(order_id, &state));
+        black_box(OrderView::from_state(order_id, state));
     }
     let view_rate = n as f64 / started.elapsed().as_secs_f64();
     vec![

@@ -46,7 +46,10 @@ impl Server {
         let mut child = Command::new(orders_bin())
             .args(["serve", "--addr", "127.0.0.1:0", "--db"])
             .arg(dir.join("orders.db"))
-            .env("RUST_LOG", std::env::var("ORDERS_SERVE_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("ORDERS_SERVE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

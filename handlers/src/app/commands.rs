@@ -147,9 +147,11 @@ impl CommandService {
         check_precondition(&state, &command, context.precondition)?;
         let events = decide(&state, &command, now)?;
 
-        let after = events.iter().fold(state.clone(), evolve);
+        let current_version = state.version;
+        let after = events.iter().fold(state, evolve);
+        let new_version = after.version;
         // decide only accepts commands that leave an existing order behind.
-        let view = OrderView::from_state(order_id, &after).ok_or_else(|| {
+        let view = OrderView::from_state(order_id, after).ok_or_else(|| {
             AppError::Internal(format!("{} left no order behind", command.name()))
         })?;
         let completion = match command {
@@ -162,7 +164,7 @@ impl CommandService {
             replayed: false,
         };
         if events.is_empty() && context.idempotency.is_none() {
-            info!(version = state.version, "no-op: nothing to append");
+            info!(version = current_version, "no-op: nothing to append");
             return Ok(outcome);
         }
 
@@ -177,7 +179,7 @@ impl CommandService {
         };
         let stored = events
             .iter()
-            .zip(state.version + 1..)
+            .zip(current_version + 1..)
             .map(|(event, version)| {
                 StoredEvent::new(order_id, version, Uuid::now_v7(), event, metadata.clone())
             })
@@ -189,29 +191,25 @@ impl CommandService {
                 key: idempotency.key.clone(),
                 fingerprint: idempotency.fingerprint.clone(),
                 order_id,
-                version: after.version,
+                version: new_version,
                 status: completion.status(),
                 expires_at: Timestamp::from_millis(now.millis() + IDEMPOTENCY_TTL_MILLIS),
             });
         let appended = stored.len();
         let request = AppendRequest {
             order_id,
-            expected_version: state.version,
+            expected_version: current_version,
             events: stored,
             idempotency: record,
         };
         match self.stores.events.append(request).await {
             Ok(()) => {
-                info!(
-                    events = appended,
-                    version = after.version,
-                    "command applied"
-                );
+                info!(events = appended, version = new_version, "command applied");
                 Ok(outcome)
             }
             Err(AppendError::Conflict { current_version }) => {
                 warn!(
-                    expected = state.version,
+                    expected = current_version,
                     current_version, "lost an append race"
                 );
                 Err(AppError::Conflict { current_version })
@@ -250,7 +248,7 @@ impl CommandService {
             .load(record.order_id, Some(record.version))
             .await?;
         let state = fold(OrderState::default(), &history)?;
-        let view = OrderView::from_state(record.order_id, &state)
+        let view = OrderView::from_state(record.order_id, state)
             .filter(|view| view.version == record.version)
             .ok_or_else(|| {
                 StoreError::Corrupt(format!(

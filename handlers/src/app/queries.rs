@@ -77,6 +77,6 @@ impl QueryService {
     async fn fold(&self, order_id: OrderId, up_to: Option<u64>) -> Result<OrderView, AppError> {
         let events = self.events.load(order_id, up_to).await?;
         let state = fold(OrderState::default(), &events)?;
-        OrderView::from_state(order_id, &state).ok_or(AppError::NotFound)
+        OrderView::from_state(order_id, state).ok_or(AppError::NotFound)
     }
 }

@@ -301,7 +301,7 @@ impl TestApi {
     /// Plays the projector for one order: folds its events and stores the view.
     pub async fn project(&self, id: OrderId) -> OrderView {
         let state = fold(OrderState::default(), &self.history(id).await).unwrap();
-        let view = OrderView::from_state(id, &state).unwrap();
+        let view = OrderView::from_state(id, state).unwrap();
         let current = ReadModelStore::get(&self.store, id)
             .await
             .unwrap()

@@ -73,7 +73,7 @@ async fn min_version_reads_your_writes_from_the_event_store() {
 async fn caught_up_view(api: &TestApi, id: OrderId) -> OrderView {
     let events = api.history(id).await;
     let state = orders_store::fold(Default::default(), &events).unwrap();
-    OrderView::from_state(id, &state).unwrap()
+    OrderView::from_state(id, state).unwrap()
 }
 
 #[tokio::test]
