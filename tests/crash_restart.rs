@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orders_tests::{Server, bus_entries, client, eventually, new_order};
+use orders_tests::{Server, bus_entries, client, eventually, get_json, list_all, new_order};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -86,23 +86,9 @@ async fn acknowledged_creates_survive_sigkill_and_views_converge_after_restart()
     // After the projector catches up, every view equals the fold of its events
     // (`atVersion` = the last event's version folds the whole history).
     for id in &acknowledged {
-        let history: Value = c
-            .get(server.url(&format!("/orders/{id}/events")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, history) = get_json(&c, server.url(&format!("/orders/{id}/events"))).await;
         let last = history["events"].as_array().unwrap().len();
-        let folded: Value = c
-            .get(server.url(&format!("/orders/{id}?atVersion={last}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, folded) = get_json(&c, server.url(&format!("/orders/{id}?atVersion={last}"))).await;
         let view = eventually(
             &format!("view of {id} at version {last}"),
             Duration::from_secs(20),
@@ -124,26 +110,7 @@ async fn acknowledged_creates_survive_sigkill_and_views_converge_after_restart()
     }
 
     // The read model holds no order twice, and includes every acknowledged one.
-    let mut listed = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = server.url(&format!("/orders?customerId={CUSTOMER}&limit=100"));
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={cursor}"));
-        }
-        let page: Value = c.get(url).send().await.unwrap().json().await.unwrap();
-        listed.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["orderId"].as_str().unwrap().to_owned()),
-        );
-        match page["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let (listed, _) = list_all(&c, &server, &format!("customerId={CUSTOMER}&limit=100")).await;
     let unique: std::collections::HashSet<&String> = listed.iter().collect();
     assert_eq!(unique.len(), listed.len(), "an order listed twice");
     for id in &acknowledged {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
-use orders_tests::{Server, bus_entries, client, eventually, new_order};
+use orders_tests::{Server, bus_entries, client, eventually, get_json, list_all, new_order};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,12 +26,6 @@ async fn post(
         headers,
         response.json().await.unwrap_or(Value::Null),
     )
-}
-
-async fn get(c: &reqwest::Client, url: String) -> (StatusCode, Value) {
-    let response = c.get(url).send().await.expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Reads the SSE feed until `want` event ids have arrived; returns the DetailType per eventId.
@@ -141,14 +135,14 @@ async fn every_route_end_to_end_then_a_clean_restart() {
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
 
     // Read-your-writes: minVersion answers at once even if the projector lags.
-    let (status, view) = get(&c, server.url(&format!("/orders/{id}?minVersion=3"))).await;
+    let (status, view) = get_json(&c, server.url(&format!("/orders/{id}?minVersion=3"))).await;
     assert_eq!(
         (status, view["version"].as_u64(), view["status"].as_str()),
         (StatusCode::OK, Some(3), Some("SHIPPED"))
     );
     // The projected view catches up.
     let view = eventually("the read model shows version 3", WAIT, || async {
-        let (status, view) = get(&c, server.url(&format!("/orders/{id}"))).await;
+        let (status, view) = get_json(&c, server.url(&format!("/orders/{id}"))).await;
         (status == StatusCode::OK && view["version"] == 3).then_some(view)
     })
     .await;
@@ -158,7 +152,7 @@ async fn every_route_end_to_end_then_a_clean_restart() {
     );
 
     // History and time travel.
-    let (status, history) = get(&c, server.url(&format!("/orders/{id}/events"))).await;
+    let (status, history) = get_json(&c, server.url(&format!("/orders/{id}/events"))).await;
     assert_eq!(status, StatusCode::OK);
     let types: Vec<&str> = history["events"]
         .as_array()
@@ -174,12 +168,12 @@ async fn every_route_end_to_end_then_a_clean_restart() {
         .map(|e| e["version"].as_u64().unwrap())
         .collect();
     assert_eq!(versions, [1, 2, 3]);
-    let (status, at1) = get(&c, server.url(&format!("/orders/{id}?atVersion=1"))).await;
+    let (status, at1) = get_json(&c, server.url(&format!("/orders/{id}?atVersion=1"))).await;
     assert_eq!(
         (status, at1["status"].as_str(), at1["version"].as_u64()),
         (StatusCode::OK, Some("PENDING"), Some(1))
     );
-    let (status, _) = get(&c, server.url(&format!("/orders/{id}?atVersion=4"))).await;
+    let (status, _) = get_json(&c, server.url(&format!("/orders/{id}?atVersion=4"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Every event reaches the bus: 3 + 2 events.
@@ -214,39 +208,17 @@ async fn every_route_end_to_end_then_a_clean_restart() {
     }
     expected.reverse();
     eventually("all 7 views projected", WAIT, || async {
-        let (_, page) = get(&c, server.url("/orders?customerId=cust-pages&limit=100")).await;
+        let (_, page) = get_json(&c, server.url("/orders?customerId=cust-pages&limit=100")).await;
         (page["items"].as_array().map(Vec::len) == Some(7)).then_some(())
     })
     .await;
-    let mut listed = Vec::new();
-    let mut url = server.url("/orders?customerId=cust-pages&limit=3");
-    let mut pages = 0;
-    loop {
-        let (status, page) = get(&c, url.clone()).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        pages += 1;
-        listed.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["orderId"].as_str().unwrap().to_owned()),
-        );
-        match page["nextCursor"].as_str() {
-            Some(cursor) => {
-                url = server.url(&format!(
-                    "/orders?customerId=cust-pages&limit=3&cursor={cursor}"
-                ))
-            }
-            None => break,
-        }
-    }
+    let (listed, pages) = list_all(&c, &server, "customerId=cust-pages&limit=3").await;
     assert!(
         pages >= 3,
         "7 orders at 3 a page take at least 3 pages, got {pages}"
     );
     assert_eq!(listed, expected, "every order once, newest first");
-    let (status, by_status) = get(&c, server.url("/orders?status=SHIPPED")).await;
+    let (status, by_status) = get_json(&c, server.url("/orders?status=SHIPPED")).await;
     assert_eq!(status, StatusCode::OK);
     let shipped_ids: Vec<&str> = by_status["items"]
         .as_array()
@@ -261,7 +233,7 @@ async fn every_route_end_to_end_then_a_clean_restart() {
     assert!(status.success(), "SIGTERM exits cleanly, got {status}");
     let before_restart = bus_entries(dir.path());
     let server = Server::start(dir.path());
-    let (status, view) = get(&c, server.url(&format!("/orders/{id}"))).await;
+    let (status, view) = get_json(&c, server.url(&format!("/orders/{id}"))).await;
     assert_eq!(
         (status, view["version"].as_u64()),
         (StatusCode::OK, Some(3))

@@ -160,3 +160,32 @@ pub fn bus_entries(dir: &Path) -> Vec<Value> {
         .map(|line| serde_json::from_str(line).expect("each bus line is JSON"))
         .collect()
 }
+
+/// GETs `url`: the status and the JSON body (`Null` when there is none).
+pub async fn get_json(c: &reqwest::Client, url: String) -> (reqwest::StatusCode, Value) {
+    let response = c.get(url).send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Follows a listing (`query` like `customerId=c&limit=3`) through its cursors to the end.
+/// Returns the order ids in listing order, and how many pages that took.
+pub async fn list_all(c: &reqwest::Client, server: &Server, query: &str) -> (Vec<String>, usize) {
+    let (mut ids, mut pages) = (Vec::new(), 0);
+    let mut url = server.url(&format!("/orders?{query}"));
+    loop {
+        let (status, page) = get_json(c, url).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+        pages += 1;
+        let items = page["items"].as_array().expect("items");
+        ids.extend(
+            items
+                .iter()
+                .map(|v| v["orderId"].as_str().expect("orderId").to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => url = server.url(&format!("/orders?{query}&cursor={cursor}")),
+            None => return (ids, pages),
+        }
+    }
+}
