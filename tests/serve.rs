@@ -228,9 +228,22 @@ async fn every_route_end_to_end_then_a_clean_restart() {
         .collect();
     assert_eq!(shipped_ids, [id.as_str()]);
 
-    // Graceful stop, then restart on the same data: nothing lost, nothing published twice.
+    // Graceful stop, with a bus follower still connected (it must not hold the drain open),
+    // then restart on the same data: nothing lost, nothing published twice.
+    let follower = c
+        .get(server.url("/local/bus"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("follow the bus");
     let status = server.terminate();
     assert!(status.success(), "SIGTERM exits cleanly, got {status}");
+    let mut follower = follower.bytes_stream();
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(_)) = follower.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the bus stream ends when the server stops");
     let before_restart = bus_entries(dir.path());
     let server = Server::start(dir.path());
     let (status, view) = get_json(&c, server.url(&format!("/orders/{id}"))).await;
