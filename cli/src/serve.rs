@@ -122,10 +122,10 @@ async fn shutdown_signal() {
 }
 
 fn load_or_create_cursor_key(path: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Ok(key) = std::fs::read(path) {
-        if key.len() >= 32 {
-            return Ok(key);
-        }
+    if let Ok(key) = std::fs::read(path)
+        && key.len() >= 32
+    {
+        return Ok(key);
     }
     let key: [u8; 32] = rand::random();
     std::fs::write(path, key).with_context(|| format!("cannot write {}", path.display()))?;

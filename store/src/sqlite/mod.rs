@@ -235,7 +235,11 @@ impl EventStore for SqliteStore {
         event_log::validate(&request)?;
         let order_id = request.order_id;
         // Every so often the append also clears out expired idempotency keys.
-        let purge = self.inner.appends.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY_APPENDS == 0;
+        let purge = self
+            .inner
+            .appends
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY_APPENDS);
         let result = self
             .inner
             .writer
