@@ -68,9 +68,9 @@ async fn stopped(mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Everything `orders serve` needs from this crate: the [`LocalBus`] on `bus_file`, the two
-/// consumers, and the `GET /local/bus` router.
+/// consumers, and the `GET /local/bus` router. `cli/src/serve.rs` is the real use; in short:
 ///
-/// ```ignore
+/// ```text
 /// let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 /// let local = LocalRuntime::start(&store, &bus_file, source, stop_rx).await?;
 /// let app = api_router(..).merge(local.bus_router());
