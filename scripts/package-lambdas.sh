@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Build the Lambda bootstraps for arm64 (Graviton) and zip them, then print each zip's size.
+#
+#   ./scripts/package-lambdas.sh            build and zip every Lambda binary of the workspace
+#   ./scripts/package-lambdas.sh --install  only install the tools (cargo-lambda, zig, the target)
+#
+# Output: target/lambda/<bin>/bootstrap.zip for command-api and query-api, and for projector and
+# publisher once those binaries exist. Tools, installed when missing:
+#   - cargo-lambda from PyPI (pip), which brings zig (PyPI `ziglang`) as the cross linker;
+#   - the Rust standard library for aarch64-unknown-linux-gnu (rustup target add).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
+TARGET=aarch64-unknown-linux-gnu
+REQUIRED_BINS=(command-api query-api)
+OPTIONAL_BINS=(projector publisher)
+ZIP_LIMIT=4000000 # the issue's target: each zipped bootstrap ≤ 4 MB
+
+say() { printf 'package-lambdas: %s\n' "$*" >&2; }
+die() { printf 'package-lambdas: error: %s\n' "$*" >&2; exit 1; }
+
+ensure_cargo_lambda() {
+    # pip puts console scripts here; a pyenv shim may not know a fresh one until a rehash.
+    local scripts
+    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" \
+        || die "python3 is needed to install cargo-lambda from PyPI"
+    export PATH="$PATH:$scripts"
+    if ! cargo lambda --version >/dev/null 2>&1; then
+        say "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI (brings zig)"
+        local log
+        log="$(mktemp)"
+        if ! python3 -m pip install --disable-pip-version-check --root-user-action=ignore \
+            "cargo-lambda==$CARGO_LAMBDA_VERSION" >"$log" 2>&1; then
+            cat "$log" >&2
+            die "pip install cargo-lambda==$CARGO_LAMBDA_VERSION failed"
+        fi
+        rm -f "$log"
+        command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
+        cargo lambda --version >/dev/null 2>&1 \
+            || die "cargo-lambda was installed but 'cargo lambda --version' does not run (is $scripts on PATH?)"
+    fi
+    # cargo-lambda cross-links with zig, from PyPI's ziglang (a dependency of the cargo-lambda wheel).
+    python3 -m ziglang version >/dev/null 2>&1 || command -v zig >/dev/null \
+        || die "zig is missing: 'python3 -m pip install ziglang' (cargo-lambda cross-links with it)"
+    say "$(cargo lambda --version), zig $(python3 -m ziglang version 2>/dev/null || zig version)"
+}
+
+ensure_target() {
+    if rustup target list --installed | grep -qx "$TARGET"; then
+        return 0
+    fi
+    say "adding the Rust target $TARGET (rustup)"
+    rustup target add "$TARGET" >&2 \
+        || die "'rustup target add $TARGET' failed: the arm64 build needs the Rust standard library for $TARGET"
+}
+
+mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB (%d B)", b / 1e6, b }'; }
+
+# The workspace's binary targets, one per line.
+workspace_bins() {
+    cargo metadata --no-deps --format-version 1 --locked | python3 -c '
+import json, sys
+for pkg in json.load(sys.stdin)["packages"]:
+    for t in pkg["targets"]:
+        if "bin" in t["kind"]:
+            print(t["name"])'
+}
+
+ensure_cargo_lambda
+ensure_target
+if [[ ${1:-} == --install ]]; then
+    exit 0
+fi
+[[ $# -eq 0 ]] || die "unknown arguments: $* (usage: $0 [--install])"
+
+mapfile -t have < <(workspace_bins)
+bins=()
+for bin in "${REQUIRED_BINS[@]}"; do
+    printf '%s\n' "${have[@]}" | grep -qx "$bin" || die "the workspace has no binary '$bin' (binaries: ${have[*]})"
+    bins+=("$bin")
+done
+for bin in "${OPTIONAL_BINS[@]}"; do
+    if printf '%s\n' "${have[@]}" | grep -qx "$bin"; then bins+=("$bin"); fi
+done
+
+bin_args=()
+for bin in "${bins[@]}"; do bin_args+=(--bin "$bin"); done
+say "cargo lambda build --release --arm64 --output-format zip ${bin_args[*]}"
+start=$SECONDS
+cargo lambda build --release --arm64 --output-format zip --locked "${bin_args[@]}"
+say "built in $((SECONDS - start)) s"
+
+printf '\n| binary | bootstrap.zip | bootstrap (unzipped) |\n|---|---:|---:|\n'
+over=0
+for bin in "${bins[@]}"; do
+    zip="target/lambda/$bin/bootstrap.zip"
+    [[ -f $zip ]] || die "cargo lambda reported success but $zip is missing"
+    zipped=$(stat -c %s "$zip")
+    unzipped=$(python3 -c 'import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo("bootstrap").file_size)' "$zip")
+    printf '| `%s` | %s | %s |\n' "$bin" "$(mb "$zipped")" "$(mb "$unzipped")"
+    ((zipped <= ZIP_LIMIT)) || { say "$zip is over the 4 MB target"; over=1; }
+done
+echo
+((over == 0)) || say "warning: some zips are over the 4 MB target"
