@@ -6,11 +6,13 @@
 //! - [`ChangeFeed`] and [`CheckpointStore`]: the embedded change feed and its consumers'
 //!   positions (DynamoDB Streams plays this role on AWS).
 //!
-//! Adapters: [`sqlite`] (embedded default). The DynamoDB adapter implements the same traits.
+//! Adapters: [`sqlite`] (embedded default) and [`dynamodb`] (production), both implementing the
+//! same traits.
 //! Every adapter runs the same [`contract`] suite (feature `contract`), so they cannot drift.
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+pub mod dynamodb;
 mod envelope;
 mod ports;
 pub mod sqlite;

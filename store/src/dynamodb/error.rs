@@ -1,0 +1,148 @@
+//! Maps SDK failures onto [`StoreError`], and the backoff of the adapter's own retries.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::StoreError;
+
+/// `Retry-After` for throttling: DynamoDB's capacity recovers within about a second.
+pub(super) const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// `Retry-After` when DynamoDB did not answer (connection refused, timeout, 5xx).
+pub(super) const UNREACHABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// `Retry-After` when transactions kept colliding: the contention is short-lived.
+pub(super) const CONTENDED_RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// Error codes (of a whole call, or of one transaction item's cancellation reason) that mean
+/// "throttled, try later".
+pub(super) fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "ThrottlingError"
+            | "Throttling"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceeded"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException"
+            | "SlowDown"
+    )
+}
+
+/// Codes that mean DynamoDB itself failed or was busy, not that the request was wrong.
+fn is_transient(code: &str) -> bool {
+    matches!(
+        code,
+        "InternalServerError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            // A non-transactional write that collided with an ongoing transaction.
+            | "TransactionConflictException"
+            // The SDK retried a transaction whose first attempt is still running.
+            | "TransactionInProgressException"
+    )
+}
+
+/// Maps any failed SDK call. `op` names the call for the message.
+pub(super) fn sdk_error<E>(op: &str, err: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let reason = format!("DynamoDB {op}: {}", DisplayErrorContext(&err));
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable {
+                reason,
+                retry_after: UNREACHABLE_RETRY_AFTER,
+            }
+        }
+        SdkError::ServiceError(_) => {
+            let code = err.code().unwrap_or_default();
+            let server_error = err
+                .raw_response()
+                .is_some_and(|response| response.status().is_server_error());
+            if is_throttling(code) {
+                StoreError::Unavailable {
+                    reason,
+                    retry_after: THROTTLED_RETRY_AFTER,
+                }
+            } else if is_transient(code) || server_error {
+                StoreError::Unavailable {
+                    reason,
+                    retry_after: UNREACHABLE_RETRY_AFTER,
+                }
+            } else {
+                // ResourceNotFoundException (a missing table), ValidationException (a request
+                // we built wrongly), AccessDenied...: a bug or a misconfiguration.
+                StoreError::Internal(reason)
+            }
+        }
+        _ => StoreError::Internal(reason),
+    }
+}
+
+pub(super) fn internal(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(what.to_string())
+}
+
+/// The adapter's own retries (transaction conflicts, unprocessed batch keys): jittered
+/// exponential backoff, "equal jitter": half the step fixed, half random.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    const BASE_MICROS: u64 = 20_000;
+    const MAX_MICROS: u64 = 1_000_000;
+    let step = BASE_MICROS
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_MICROS);
+    Duration::from_micros(step / 2 + rand::random_range(0..=step / 2))
+}
+
+pub(super) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A string attribute of a stored item; absent or of another type is corrupt data.
+pub(super) fn get_s<'a>(item: &'a Item, name: &str, what: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        other => Err(StoreError::Corrupt(format!(
+            "{what}: attribute {name} is not a string: {other:?}"
+        ))),
+    }
+}
+
+/// A numeric attribute of a stored item, parsed.
+pub(super) fn get_n<T: std::str::FromStr>(
+    item: &Item,
+    name: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().map_err(|_| {
+            StoreError::Corrupt(format!("{what}: attribute {name} is out of range: {value}"))
+        }),
+        other => Err(StoreError::Corrupt(format!(
+            "{what}: attribute {name} is not a number: {other:?}"
+        ))),
+    }
+}

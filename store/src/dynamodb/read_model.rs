@@ -1,0 +1,379 @@
+//! The read model (`orders` table): conditional puts, batched reads and GSI listings.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use futures::{StreamExt, TryStreamExt};
+use orders_domain::OrderId;
+use serde_json::{Map, Value, json};
+
+use super::error::{Item, THROTTLED_RETRY_AFTER, backoff, get_s, internal, n, s, sdk_error};
+use crate::{
+    ConditionalPut, ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, StoreError,
+};
+
+/// DynamoDB's limit on the keys of one `BatchGetItem`.
+const BATCH_GET_KEYS: usize = 100;
+/// Rounds of `BatchGetItem` for one chunk while DynamoDB leaves keys unprocessed (throttling).
+const BATCH_GET_ATTEMPTS: u32 = 6;
+/// Conditional `PutItem`s of one `put_many` in flight at once (`BatchWriteItem` has no
+/// conditions, so each write is its own call).
+const PUT_CONCURRENCY: usize = 16;
+
+pub(super) const BY_CUSTOMER: &str = "byCustomer";
+pub(super) const BY_STATUS: &str = "byStatus";
+
+fn key(order_id: OrderId) -> Item {
+    Item::from([("orderId".to_owned(), s(order_id.to_string()))])
+}
+
+fn view_item(view: &OrderView) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(view).map_err(|err| {
+        internal(format_args!(
+            "cannot encode the view of {} as an item: {err}",
+            view.order_id
+        ))
+    })
+}
+
+fn decode_view(item: Item) -> Result<OrderView, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|err| StoreError::Corrupt(format!("an orders item does not decode: {err}")))
+}
+
+pub(super) async fn get(
+    client: &Client,
+    table: &str,
+    order_id: OrderId,
+) -> Result<Option<OrderView>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(order_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| sdk_error("GetItem", err))?;
+    output.item.map(decode_view).transpose()
+}
+
+/// `BatchGetItem` in chunks of 100 keys, consistent reads, retrying unprocessed keys.
+pub(super) async fn get_many(
+    client: &Client,
+    table: &str,
+    order_ids: &[OrderId],
+) -> Result<HashMap<OrderId, OrderView>, StoreError> {
+    let mut seen = HashSet::new();
+    let unique: Vec<OrderId> = order_ids
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect();
+    let mut views = HashMap::with_capacity(unique.len());
+    for chunk in unique.chunks(BATCH_GET_KEYS) {
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.iter().map(|&id| key(id)).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(internal)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let output = client
+                .batch_get_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(|err| sdk_error("BatchGetItem", err))?;
+            let items = output
+                .responses
+                .and_then(|mut tables| tables.remove(table))
+                .unwrap_or_default();
+            for item in items {
+                let view = decode_view(item)?;
+                views.insert(view.order_id, view);
+            }
+            match output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(table))
+                .filter(|rest| !rest.keys().is_empty())
+            {
+                None => break,
+                Some(rest) if attempt >= BATCH_GET_ATTEMPTS => {
+                    return Err(StoreError::Unavailable {
+                        reason: format!(
+                            "BatchGetItem left {} keys unprocessed after {attempt} attempts",
+                            rest.keys().len()
+                        ),
+                        retry_after: THROTTLED_RETRY_AFTER,
+                    });
+                }
+                Some(rest) => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    pending = rest;
+                }
+            }
+        }
+    }
+    Ok(views)
+}
+
+/// A `PutItem` conditional on the stored view's version (`None`: no stored view).
+pub(super) async fn put(
+    client: &Client,
+    table: &str,
+    view: &OrderView,
+    expected_version: Option<u64>,
+) -> Result<PutOutcome, StoreError> {
+    let request = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(view_item(view)?));
+    let request = match expected_version {
+        None => request.condition_expression("attribute_not_exists(orderId)"),
+        Some(expected) => request
+            .condition_expression("#v = :expected")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":expected", n(expected)),
+    };
+    match request.send().await {
+        Ok(_) => Ok(PutOutcome::Written),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(PutOutcome::VersionMismatch)
+        }
+        Err(err) => Err(sdk_error("PutItem", err)),
+    }
+}
+
+/// Each write its own conditional `PutItem`, a bounded number at a time; outcomes in input
+/// order. The first failure ends the batch (the writes already made stand: each is whole, and
+/// the projector re-judges them on retry).
+pub(super) async fn put_many(
+    client: &Client,
+    table: &str,
+    puts: &[ConditionalPut],
+) -> Result<Vec<PutOutcome>, StoreError> {
+    // Collected first: a closure in the stream would make the future's Send check
+    // higher-ranked, which async-trait's boxing cannot prove.
+    let writes: Vec<_> = puts
+        .iter()
+        .map(|p| put(client, table, &p.view, p.expected_version))
+        .collect();
+    futures::stream::iter(writes)
+        .buffered(PUT_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// The GSI of a listing, its partition key attribute and value, and its sort key attribute.
+fn index(filter: &ListFilter) -> (&'static str, &'static str, String, &'static str) {
+    match filter {
+        ListFilter::Customer(customer) => (
+            BY_CUSTOMER,
+            "customerId",
+            customer.as_str().to_owned(),
+            "createdAt",
+        ),
+        ListFilter::Status(status) => {
+            (BY_STATUS, "status", status.as_str().to_owned(), "updatedAt")
+        }
+    }
+}
+
+/// Newest first on the GSI, ties on the sort key broken by `orderId`, descending (as in every
+/// adapter).
+///
+/// A GSI does not promise an order among items with equal index keys (DynamoDB Local returns
+/// them in insertion order), so the adapter makes the order itself: it reads the index newest
+/// first until the page's last tie group is complete (the item after the `limit`-th has an older
+/// sort key, or the index is exhausted), sorts by (sort key, `orderId`) descending and cuts the
+/// page. The page key is the last item's key, in `LastEvaluatedKey` form
+/// (`{"orderId": {"S": ..}, "customerId": {"S": ..}, "createdAt": {"S": ..}}`); the next page
+/// queries `sort key <= k` and skips the tie group's items at or above that `orderId`. Reading
+/// one item more than `limit` also means a page that happens to end the listing says so
+/// (`next: None`) instead of costing the client an empty last page.
+pub(super) async fn list(
+    client: &Client,
+    table: &str,
+    query: &ListQuery,
+) -> Result<Page, StoreError> {
+    if query.limit == 0 {
+        return Err(internal("a listing's limit must be at least 1"));
+    }
+    let limit = query.limit as usize;
+    let (index_name, hash, hash_value, range) = index(&query.filter);
+    let resume = match &query.after {
+        Some(after) => {
+            let key = page_key_to_item(after, hash, &hash_value, range)?;
+            let sort = get_s(&key, range, "page key").map_err(|_| malformed(after, range))?;
+            let id = get_s(&key, "orderId", "page key").map_err(|_| malformed(after, "orderId"))?;
+            Some((sort.to_owned(), id.to_owned()))
+        }
+        None => None,
+    };
+    let what = "an orders item in a GSI";
+    // (sort key, orderId, item), in the index's order: sort key descending.
+    let mut rows: Vec<(String, String, Item)> = Vec::new();
+    let mut start_key: Option<Item> = None;
+    loop {
+        let request = client
+            .query()
+            .table_name(table)
+            .index_name(index_name)
+            .expression_attribute_names("#h", hash)
+            .expression_attribute_values(":h", s(&hash_value))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key.take());
+        let request = match &resume {
+            Some((sort, _)) => request
+                .key_condition_expression("#h = :h AND #r <= :k")
+                .expression_attribute_names("#r", range)
+                .expression_attribute_values(":k", s(sort)),
+            None => request.key_condition_expression("#h = :h"),
+        };
+        let output = request
+            .send()
+            .await
+            .map_err(|err| sdk_error("Query", err))?;
+        for item in output.items.unwrap_or_default() {
+            let sort = get_s(&item, range, what)?.to_owned();
+            let id = get_s(&item, "orderId", what)?.to_owned();
+            if resume
+                .as_ref()
+                .is_some_and(|(after_sort, after_id)| sort == *after_sort && id >= *after_id)
+            {
+                continue; // on an earlier page
+            }
+            rows.push((sort, id, item));
+        }
+        start_key = output.last_evaluated_key.filter(|key| !key.is_empty());
+        let page_settled = rows.len() > limit && rows[limit].0 != rows[limit - 1].0;
+        if start_key.is_none() || page_settled {
+            break;
+        }
+    }
+    rows.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = match rows.last() {
+        Some((sort, id, _)) if more => Some(item_to_page_key(&Item::from([
+            ("orderId".to_owned(), s(id)),
+            (hash.to_owned(), s(&hash_value)),
+            (range.to_owned(), s(sort)),
+        ]))?),
+        _ => None,
+    };
+    let items = rows
+        .into_iter()
+        .map(|(_, _, item)| decode_view(item))
+        .collect::<Result<_, _>>()?;
+    Ok(Page { items, next })
+}
+
+fn malformed(key: &PageKey, attribute: &str) -> StoreError {
+    internal(format_args!(
+        "malformed page key ({attribute} is not a string): {}",
+        key.0
+    ))
+}
+
+/// `LastEvaluatedKey` as JSON: `{"orderId": {"S": ".."}, "createdAt": {"S": ".."}, ..}`.
+fn item_to_page_key(key: &Item) -> Result<PageKey, StoreError> {
+    let mut map = Map::new();
+    for (name, value) in key {
+        let value = match value {
+            AttributeValue::S(v) => json!({ "S": v }),
+            AttributeValue::N(v) => json!({ "N": v }),
+            other => {
+                return Err(internal(format_args!(
+                    "unexpected key attribute {name}: {other:?}"
+                )));
+            }
+        };
+        map.insert(name.clone(), value);
+    }
+    Ok(PageKey(Value::Object(map)))
+}
+
+/// The inverse of [`item_to_page_key`], for this listing only: exactly the attributes of the
+/// index's key and the table's key, with the listing's own partition value. Anything else is a
+/// bug (the HTTP layer signs cursors, so clients cannot make one up): Internal.
+fn page_key_to_item(
+    key: &PageKey,
+    hash: &str,
+    hash_value: &str,
+    range: &str,
+) -> Result<Item, StoreError> {
+    let malformed = |why: &str| internal(format_args!("malformed page key ({why}): {}", key.0));
+    let Value::Object(map) = &key.0 else {
+        return Err(malformed("not an object"));
+    };
+    let expected: HashSet<&str> = ["orderId", hash, range].into();
+    if map.len() != expected.len() || !map.keys().all(|name| expected.contains(name.as_str())) {
+        return Err(malformed("not this listing's key attributes"));
+    }
+    let mut item = Item::new();
+    for (name, value) in map {
+        let attribute = match value
+            .as_object()
+            .map(|typed| typed.iter().collect::<Vec<_>>())
+        {
+            Some(typed) if typed.len() == 1 => match typed[0] {
+                (t, Value::String(v)) if t == "S" => AttributeValue::S(v.clone()),
+                (t, Value::String(v)) if t == "N" && v.parse::<f64>().is_ok() => {
+                    AttributeValue::N(v.clone())
+                }
+                _ => return Err(malformed("an attribute is neither S nor N")),
+            },
+            _ => return Err(malformed("an attribute is not a typed value")),
+        };
+        item.insert(name.clone(), attribute);
+    }
+    if item.get(hash) != Some(&AttributeValue::S(hash_value.to_owned())) {
+        return Err(malformed("it belongs to another listing"));
+    }
+    Ok(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_keys_round_trip_and_malformed_ones_are_internal() {
+        let item = Item::from([
+            ("orderId".to_owned(), s("0190")),
+            ("customerId".to_owned(), s("c-1")),
+            ("createdAt".to_owned(), s("2026-01-01T00:00:00.000Z")),
+        ]);
+        let key = item_to_page_key(&item).unwrap();
+        assert_eq!(key.0["customerId"], json!({"S": "c-1"}));
+        assert_eq!(
+            page_key_to_item(&key, "customerId", "c-1", "createdAt").unwrap(),
+            item
+        );
+        let bad = [
+            json!("nope"),
+            json!({"orderId": {"S": "0190"}}),
+            json!({"orderId": {"S": "0190"}, "customerId": {"S": "c-1"}, "createdAt": {"B": "AA=="}}),
+            json!({"orderId": {"S": "0190"}, "customerId": {"S": "c-1"}, "createdAt": "plain"}),
+            json!({"orderId": {"S": "0190"}, "customerId": {"S": "c-1"}, "createdAt": {"S": "x", "N": "1"}}),
+            json!({"orderId": {"S": "0190"}, "customerId": {"S": "c-1"}, "updatedAt": {"S": "x"}}),
+        ];
+        for bad in bad {
+            let result = page_key_to_item(&PageKey(bad.clone()), "customerId", "c-1", "createdAt");
+            assert!(
+                matches!(result, Err(StoreError::Internal(_))),
+                "{bad}: {result:?}"
+            );
+        }
+        let other_customer = page_key_to_item(&key, "customerId", "c-2", "createdAt");
+        assert!(matches!(other_customer, Err(StoreError::Internal(_))));
+    }
+}
