@@ -1076,6 +1076,20 @@ async fn oversized_appends_and_malformed_page_keys_are_internal_errors() {
     }
 }
 
+/// The client others build with [`super::client`] (the standard config chain, with the
+/// emulator fallbacks for region and credentials) works against an endpoint override.
+#[tokio::test]
+async fn the_standard_client_reaches_an_endpoint_override() {
+    let client = super::client(Some(&endpoint())).await;
+    let store = DynamoStore::new(client.clone(), fresh_tables(&client).await);
+    let request = create_request(OrderId::from_uuid(Uuid::now_v7()));
+    store.append(request.clone()).await.unwrap();
+    assert_eq!(
+        store.load(request.order_id, None).await.unwrap(),
+        request.events
+    );
+}
+
 #[test]
 fn tables_default_to_the_documented_names() {
     let tables = DynamoTables::default();
