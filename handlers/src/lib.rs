@@ -5,9 +5,12 @@
 //!   event store for read-your-writes and history).
 //! - [`http`]: the axum routers of DESIGN §4 and §5; errors become RFC 9457 problem+json in
 //!   one place ([`http::problem`]).
+//! - [`lambda`]: the plumbing of the `command-api` and `query-api` Lambda binaries, which serve
+//!   the same routers through `lambda_http`.
 
 pub mod app;
 pub mod http;
+pub mod lambda;
 
 pub use app::{AppError, Clock, CommandService, QueryService, Stores, SystemClock};
 pub use http::{ApiConfig, ApiError, Surface, api_router, command_router, query_router, router};

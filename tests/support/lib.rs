@@ -1,5 +1,8 @@
 //! Harness for the end-to-end tests: runs the real `orders` binary and talks HTTP to it.
 
+pub mod apigw_events;
+pub mod runtime_api;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

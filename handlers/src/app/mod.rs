@@ -25,6 +25,20 @@ pub struct Stores {
     pub read_model: Arc<dyn ReadModelStore>,
 }
 
+impl Stores {
+    /// All three ports served by one store (every adapter implements them all on one value).
+    pub fn shared<S>(store: S) -> Self
+    where
+        S: EventStore + IdempotencyStore + ReadModelStore + Clone + 'static,
+    {
+        Self {
+            events: Arc::new(store.clone()),
+            idempotency: Arc::new(store.clone()),
+            read_model: Arc::new(store),
+        }
+    }
+}
+
 /// Where `now` comes from. The domain never reads a clock; tests pass a fixed one.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;

@@ -1,0 +1,441 @@
+//! The Lambda side of the HTTP API: everything `command-api` and `query-api` share, so each
+//! `main` is a few lines (read the config once, build the DynamoDB client once, run).
+//!
+//! - **Payloads.** `lambda_http` is built with exactly `apigw_rest` and `apigw_http`, so one
+//!   binary accepts both API Gateway REST API (payload v1) and HTTP API (payload v2) events.
+//!   Responses go back in the shape of the request's origin.
+//! - **Stages.** The routers match `/orders/...`; a stage name must not reach them.
+//!   `lambda_http` prefixes a REST API's stage to the event's `path` (which API Gateway sends
+//!   without it), and an HTTP API puts a named stage in `rawPath` itself. [`ApiHandler`] strips
+//!   exactly that prefix, so routing is the same for `$default` and named stages, and does not
+//!   depend on `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` (set or not, the result is the same).
+//!   Custom-domain base-path mappings are not stripped: map the API at the domain's root.
+//! - **Correlation.** A request without `X-Correlation-Id` gets API Gateway's request id as
+//!   its correlation id, so the access log, the function's log lines, the stored events'
+//!   metadata and the response header all carry the same id.
+//! - **Errors.** The routers turn every failure into problem+json, so almost nothing escapes
+//!   them; what does (a response body that fails to read) becomes a [`Diagnostic`] with
+//!   `errorType` `Orders.ResponseBody`. Configuration errors fail INIT: they are logged and
+//!   reported to the Runtime API's `/init/error` with `errorType` `Orders.Config`, and the
+//!   process exits. Panics are caught and reported by the runtime (`panic = "unwind"`).
+//! - **Logs.** `tracing` to stdout without ANSI colours: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`
+//!   (as Lambda's advanced logging controls set it), one object per line with the event's
+//!   fields at the top level, `span` (ours: `correlationId`, method, path) and `spans` (also the
+//!   runtime's `requestId`); plain text otherwise. The level comes from `AWS_LAMBDA_LOG_LEVEL`,
+//!   else `RUST_LOG` (full filter syntax), else `INFO`.
+//!
+//! Configuration (environment, read once at INIT — see [`LambdaConfig::from_env`]):
+//!
+//! | variable | used by | meaning |
+//! |---|---|---|
+//! | `EVENTS_TABLE`, `ORDERS_TABLE`, `IDEMPOTENCY_TABLE` | both | table names; required (a function never falls back to the local defaults) |
+//! | `CURSOR_KEY` | `query-api` | secret that signs listing cursors, at least 32 bytes; required, and the same for every instance and version, or cursors break across instances |
+//! | `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` | both | the AWS SDK's own endpoint override (DynamoDB Local) |
+//! | `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`, `RUST_LOG` | both | logging, as above |
+//!
+//! `EVENT_SOURCE` is the EventBridge `Source` of the publisher (DESIGN §6), not read here: the
+//! events' `metadata.source` names the writing function, `orders.command-api`.
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::task::{Context as TaskContext, Poll};
+
+use axum::Router;
+use axum::body::{Body as AxumBody, Bytes};
+use axum::http::{HeaderValue, Uri};
+use http_body_util::BodyExt;
+use lambda_http::lambda_runtime::Diagnostic;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Service};
+use orders_store::dynamodb::DynamoTables;
+use thiserror::Error;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::http::ApiConfig;
+use crate::http::correlation::X_CORRELATION_ID;
+
+pub use lambda_http::Error;
+
+/// Which of the two API functions this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `command-api`: DESIGN §4.
+    Commands,
+    /// `query-api`: DESIGN §5.
+    Queries,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Commands => "command-api",
+            Api::Queries => "query-api",
+        }
+    }
+
+    /// The `metadata.source` of the events this function writes.
+    pub fn source(self) -> &'static str {
+        match self {
+            Api::Commands => "orders.command-api",
+            Api::Queries => "orders.query-api",
+        }
+    }
+}
+
+/// The table-name variables a function must be given.
+pub const TABLE_VARS: [&str; 3] = ["EVENTS_TABLE", "ORDERS_TABLE", "IDEMPOTENCY_TABLE"];
+/// The cursor-signing secret of the query API.
+pub const CURSOR_KEY_VAR: &str = "CURSOR_KEY";
+/// A cursor key shorter than this is refused (HMAC-SHA256 wants a key of at least its output size).
+pub const MIN_CURSOR_KEY_LEN: usize = 32;
+
+/// A configuration the function cannot start with. It fails INIT (see [`init`]).
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set: give the function the name of its DynamoDB table")]
+    MissingTable(&'static str),
+    #[error(
+        "CURSOR_KEY is not set: the query API signs listing cursors with it; give every instance \
+         the same secret of at least {MIN_CURSOR_KEY_LEN} bytes"
+    )]
+    MissingCursorKey,
+    #[error("CURSOR_KEY is {0} bytes long; it must be at least {MIN_CURSOR_KEY_LEN}")]
+    WeakCursorKey(usize),
+}
+
+impl From<ConfigError> for Diagnostic {
+    fn from(error: ConfigError) -> Self {
+        Diagnostic {
+            error_type: "Orders.Config".into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Everything a function reads from its environment, once, at INIT.
+#[derive(Clone)]
+pub struct LambdaConfig {
+    pub api: Api,
+    pub tables: DynamoTables,
+    /// The routers' settings: `metadata.source` and the cursor key.
+    pub http: ApiConfig,
+    pub log: LogConfig,
+}
+
+impl fmt::Debug for LambdaConfig {
+    // Hand-written so the cursor key never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LambdaConfig")
+            .field("api", &self.api)
+            .field("tables", &self.tables)
+            .field("source", &self.http.source)
+            .field(
+                "cursor_key",
+                &format_args!("<{} bytes>", self.http.cursor_key.len()),
+            )
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+impl LambdaConfig {
+    /// Reads and checks the environment (see the module docs for the variables).
+    pub fn from_env(api: Api) -> Result<Self, ConfigError> {
+        Self::from_vars(api, |name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), with `var` looking each variable up.
+    pub fn from_vars(api: Api, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table = |name: &'static str| {
+            var(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+                .ok_or(ConfigError::MissingTable(name))
+        };
+        let [events, orders, idempotency] = TABLE_VARS;
+        let tables = DynamoTables {
+            events: table(events)?,
+            orders: table(orders)?,
+            idempotency: table(idempotency)?,
+        };
+        let cursor_key = match api {
+            // Commands never list, so they never sign a cursor.
+            Api::Commands => Vec::new(),
+            Api::Queries => {
+                let key = var(CURSOR_KEY_VAR)
+                    .filter(|key| !key.is_empty())
+                    .ok_or(ConfigError::MissingCursorKey)?;
+                if key.len() < MIN_CURSOR_KEY_LEN {
+                    return Err(ConfigError::WeakCursorKey(key.len()));
+                }
+                key.into_bytes()
+            }
+        };
+        Ok(Self {
+            api,
+            tables,
+            http: ApiConfig {
+                source: api.source().to_owned(),
+                cursor_key,
+            },
+            log: LogConfig::from_vars(&var),
+        })
+    }
+}
+
+/// Log line format: Lambda's advanced logging controls say which through `AWS_LAMBDA_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive string, e.g. `info` or `orders_handlers=debug,info`.
+    pub filter: String,
+}
+
+impl LogConfig {
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let format = match var("AWS_LAMBDA_LOG_FORMAT") {
+            Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        let filter = match var("AWS_LAMBDA_LOG_LEVEL") {
+            // Lambda's levels are TRACE..ERROR plus FATAL, which tracing does not have.
+            Some(level) if level.eq_ignore_ascii_case("fatal") => "error".to_owned(),
+            Some(level) => LevelFilter::from_str(&level)
+                .unwrap_or(LevelFilter::INFO)
+                .to_string()
+                .to_ascii_lowercase(),
+            None => var("RUST_LOG")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "info".to_owned()),
+        };
+        Self { format, filter }
+    }
+}
+
+/// Installs the global `tracing` subscriber (stdout, no ANSI colours; see the module docs).
+/// A second call does nothing.
+pub fn init_tracing(log: &LogConfig) {
+    init_tracing_to(log, std::io::stdout);
+}
+
+/// [`init_tracing`] with another writer (the benchmark formats its log lines into a sink).
+pub fn init_tracing_to<W>(log: &LogConfig, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_target(false);
+    let _ = match log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+        // CloudWatch stamps every line; the text format leaves the time out.
+        LogFormat::Text => builder.without_time().try_init(),
+    };
+}
+
+/// INIT: logging, then the configuration. A bad configuration is logged, reported to the
+/// Runtime API's `/init/error` (so Lambda shows `Orders.Config` and the message), and returned.
+pub async fn init(api: Api) -> Result<LambdaConfig, Error> {
+    let log = LogConfig::from_env();
+    init_tracing(&log);
+    match LambdaConfig::from_env(api) {
+        Ok(config) => {
+            tracing::info!(function = api.name(), tables = ?config.tables, "configured");
+            Ok(config)
+        }
+        Err(error) => {
+            tracing::error!(function = api.name(), %error, "cannot start");
+            report_init_error(error.clone().into()).await;
+            Err(Box::new(error))
+        }
+    }
+}
+
+/// Posts `diagnostic` to `/runtime/init/error`. Best effort: outside Lambda (no
+/// `AWS_LAMBDA_RUNTIME_API`) or if the call fails, the error has been logged all the same.
+pub async fn report_init_error(diagnostic: Diagnostic) {
+    use lambda_runtime_api_client::{PooledClient, body::Body as ApiBody, build_request};
+
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        return;
+    }
+    let body = match serde_json::to_vec(&diagnostic) {
+        Ok(body) => body,
+        Err(_) => return,
+    };
+    let request = build_request()
+        .method("POST")
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", "Runtime.InitError")
+        .header("content-type", "application/json")
+        .body(ApiBody::from(body));
+    let Ok(request) = request else { return };
+    if let Err(error) = PooledClient::builder().build().call(request).await {
+        tracing::warn!(%error, "could not report the INIT error to the Runtime API");
+    }
+}
+
+/// Serves `router` as this function's handler until the Runtime API stops sending events.
+pub async fn run(router: Router) -> Result<(), Error> {
+    lambda_http::run(ApiHandler::new(router)).await
+}
+
+/// An error that escaped the router. The router answers every failure with problem+json, so
+/// this is a bug or a broken response body; Lambda records it as a function error.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("the response body could not be read: {0}")]
+    ResponseBody(String),
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match error {
+            HandlerError::ResponseBody(_) => "Orders.ResponseBody",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The Lambda handler: a `lambda_http` service (API Gateway request in, response out) over
+/// one of the axum routers. `lambda_http::run` adapts it to both payload versions.
+#[derive(Clone)]
+pub struct ApiHandler {
+    router: Router,
+}
+
+impl ApiHandler {
+    pub fn new(router: Router) -> Self {
+        Self { router }
+    }
+}
+
+impl Service<Request> for ApiHandler {
+    type Response = axum::response::Response;
+    type Error = HandlerError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, HandlerError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), HandlerError>> {
+        // An axum Router is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let request = router_request(request);
+        let response = Service::call(&mut self.router, request);
+        Box::pin(async move {
+            let response = response.await.unwrap_or_else(|never| match never {});
+            // Buffered here, so a body error is reported as a Diagnostic instead of the panic
+            // `lambda_http` would raise while converting it.
+            let (parts, body) = response.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| HandlerError::ResponseBody(e.to_string()))?
+                .to_bytes();
+            Ok(axum::response::Response::from_parts(
+                parts,
+                AxumBody::from(bytes),
+            ))
+        })
+    }
+}
+
+/// The request as the router expects it: stage-free path, correlation id, axum body. The
+/// Lambda and API Gateway contexts stay in the extensions.
+fn router_request(request: Request) -> axum::http::Request<AxumBody> {
+    let stage = stage_to_strip(&request).map(str::to_owned);
+    let gateway_request_id = gateway_request_id(&request).map(str::to_owned);
+    let (mut parts, body) = request.into_parts();
+    if let Some(uri) = stage.and_then(|stage| strip_stage(&parts.uri, &stage)) {
+        parts.uri = uri;
+    }
+    if !parts.headers.contains_key(&X_CORRELATION_ID)
+        && let Some(value) = gateway_request_id.and_then(|id| HeaderValue::from_str(&id).ok())
+    {
+        parts.headers.insert(X_CORRELATION_ID, value);
+    }
+    axum::http::Request::from_parts(parts, AxumBody::from(body_bytes(body)))
+}
+
+fn body_bytes(body: Body) -> Bytes {
+    match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        other => Bytes::copy_from_slice(&other),
+    }
+}
+
+/// The stage prefix `lambda_http`'s URI carries for this request, if any.
+fn stage_to_strip(request: &Request) -> Option<&str> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(context) => {
+            let stage = named_stage(context.stage.as_deref())?;
+            // REST API events carry `path` without the stage; `lambda_http` prefixes it unless
+            // the path already starts with `/{stage}/` (or the ignore variable is set, in which
+            // case the URI has no prefix and stripping finds none).
+            (!request.raw_http_path().starts_with(&format!("/{stage}/"))).then_some(stage)
+        }
+        // HTTP API: a named stage is part of `rawPath` itself.
+        RequestContext::ApiGatewayV2(context) => named_stage(context.stage.as_deref()),
+        _ => None,
+    }
+}
+
+fn named_stage(stage: Option<&str>) -> Option<&str> {
+    stage.filter(|s| !s.is_empty() && *s != "$default")
+}
+
+fn gateway_request_id(request: &Request) -> Option<&str> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(context) => context.request_id.as_deref(),
+        RequestContext::ApiGatewayV2(context) => context.request_id.as_deref(),
+        _ => None,
+    }
+}
+
+/// `uri` without the leading `/{stage}` segment, or `None` if it has none.
+fn strip_stage(uri: &Uri, stage: &str) -> Option<Uri> {
+    let rest = uri.path().strip_prefix('/')?.strip_prefix(stage)?;
+    let rest = match rest {
+        "" => "/",
+        rest if rest.starts_with('/') => rest,
+        _ => return None,
+    };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}

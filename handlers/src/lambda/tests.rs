@@ -1,0 +1,800 @@
+//! The Lambda handler fed API Gateway events in the canonical AWS JSON shapes.
+//!
+//! `fixtures/` holds two of `aws_lambda_events`' sample events, unchanged: an HTTP API
+//! (payload v2) request and a REST API (payload v1) request on stage `testStage`. Each test
+//! takes one, puts our method, path, query, headers and body in it, and runs it through exactly
+//! what `lambda_http::run` runs (`lambda_http::Adapter` over [`ApiHandler`]), from the event
+//! JSON to the response JSON API Gateway receives. The backend is a real `SqliteStore` on a
+//! temporary file: the router is the one the Lambdas serve, only the store differs.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, Context, LambdaEvent};
+use orders_store::sqlite::SqliteStore;
+use serde_json::{Map, Value, json};
+use tempfile::TempDir;
+
+use super::*;
+use crate::app::Stores;
+use crate::http::{command_router, query_router};
+
+const V2_FIXTURE: &str = include_str!("fixtures/apigw-v2-request.json");
+const V1_FIXTURE: &str = include_str!("fixtures/apigw-rest-request.json");
+
+/// Both functions' handlers over one store, as the two Lambdas share the tables.
+struct Functions {
+    commands: ApiHandler,
+    queries: ApiHandler,
+    _dir: TempDir,
+}
+
+impl Functions {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+        let config = |api: Api| {
+            let vars = |name: &str| match name {
+                "CURSOR_KEY" => Some("k".repeat(MIN_CURSOR_KEY_LEN)),
+                _ => Some(format!("test-{name}")),
+            };
+            LambdaConfig::from_vars(api, vars).unwrap().http
+        };
+        Self {
+            commands: ApiHandler::new(command_router(
+                Stores::shared(store.clone()),
+                config(Api::Commands),
+            )),
+            queries: ApiHandler::new(query_router(Stores::shared(store), config(Api::Queries))),
+            _dir: dir,
+        }
+    }
+}
+
+/// What API Gateway gets back, read from the response JSON.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    /// Lower-case names; every value of each.
+    headers: BTreeMap<String, Vec<String>>,
+    body: Value,
+    raw: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        match self.headers.get(name).map(Vec::as_slice) {
+            None => None,
+            Some([value]) => Some(value.as_str()),
+            Some(values) => panic!("{name} appears {} times: {values:?}", values.len()),
+        }
+    }
+
+    fn assert_problem(&self, status: u16) -> Vec<String> {
+        assert_eq!(self.status, status, "{}", self.raw);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(self.body["status"], status);
+        for member in ["type", "title", "detail"] {
+            assert!(self.body[member].is_string(), "{member} in {}", self.body);
+        }
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn order_id(&self) -> String {
+        self.body["orderId"]
+            .as_str()
+            .expect("an orderId")
+            .to_owned()
+    }
+}
+
+/// Runs `event` (API Gateway JSON) through the handler as the runtime would, and reads the
+/// response JSON in the shape of the event's payload version.
+async fn invoke(handler: &ApiHandler, event: Value) -> Reply {
+    let v2 = event.get("version").and_then(Value::as_str) == Some("2.0");
+    let request: LambdaRequest = serde_json::from_value(event).expect("an API Gateway event");
+    let mut context = Context::default();
+    context.request_id = "lambda-request-1".into();
+    let response = Adapter::from(handler.clone())
+        .oneshot(LambdaEvent::new(request, context))
+        .await
+        .expect("the handler answers");
+    let raw = serde_json::to_value(&response).unwrap();
+
+    let status = u16::try_from(raw["statusCode"].as_u64().expect("statusCode")).unwrap();
+    let mut headers = BTreeMap::<String, Vec<String>>::new();
+    if v2 {
+        // HTTP API: single-valued `headers` (repeats joined), no `multiValueHeaders`.
+        for (name, value) in raw["headers"].as_object().expect("headers") {
+            headers
+                .entry(name.to_ascii_lowercase())
+                .or_default()
+                .push(value.as_str().unwrap().to_owned());
+        }
+        assert!(
+            raw.get("multiValueHeaders")
+                .and_then(Value::as_object)
+                .is_none_or(Map::is_empty),
+            "{raw}"
+        );
+    } else {
+        // REST API: everything in `multiValueHeaders`, `headers` empty so nothing doubles.
+        for (name, values) in raw["multiValueHeaders"].as_object().expect("headers") {
+            for value in values.as_array().unwrap() {
+                headers
+                    .entry(name.to_ascii_lowercase())
+                    .or_default()
+                    .push(value.as_str().unwrap().to_owned());
+            }
+        }
+        assert!(
+            raw.get("headers")
+                .and_then(Value::as_object)
+                .is_none_or(Map::is_empty),
+            "{raw}"
+        );
+    }
+    assert_eq!(
+        raw["isBase64Encoded"], false,
+        "JSON goes back as text: {raw}"
+    );
+    let body = match raw["body"].as_str() {
+        Some(text) if !text.is_empty() => serde_json::from_str(text).expect("a JSON body"),
+        _ => Value::Null,
+    };
+    Reply {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
+
+/// One request, put into either fixture.
+struct Call<'a> {
+    method: &'a str,
+    path: &'a str,
+    /// Decoded `name=value` pairs.
+    query: &'a [(&'a str, &'a str)],
+    headers: &'a [(&'a str, &'a str)],
+    body: Option<String>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: &'a str, path: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            query: &[],
+            headers: &[],
+            body: None,
+        }
+    }
+
+    fn json(mut self, body: &Value) -> Self {
+        self.body = Some(body.to_string());
+        self
+    }
+
+    fn headers(mut self, headers: &'a [(&'a str, &'a str)]) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    fn query(mut self, query: &'a [(&'a str, &'a str)]) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// `application/json` when there is a body and the call names no content type itself.
+    fn content_type(&self) -> Option<(&'a str, &'a str)> {
+        let named = self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        (self.body.is_some() && !named).then_some(("content-type", "application/json"))
+    }
+
+    /// The HTTP API sample event, on the `$default` stage and route.
+    fn v2(&self) -> Value {
+        self.v2_on_stage("$default")
+    }
+
+    /// The HTTP API sample event on `stage`: a named stage is part of `rawPath`.
+    fn v2_on_stage(&self, stage: &str) -> Value {
+        let mut event: Value = serde_json::from_str(V2_FIXTURE).unwrap();
+        let raw_path = if stage == "$default" {
+            self.path.to_owned()
+        } else {
+            format!("/{stage}{}", self.path)
+        };
+        let raw_query = self
+            .query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut headers = Map::new();
+        headers.insert(
+            "host".into(),
+            json!("id.execute-api.us-east-1.amazonaws.com"),
+        );
+        for (name, value) in self.headers.iter().copied().chain(self.content_type()) {
+            headers.insert(name.to_ascii_lowercase(), json!(value));
+        }
+        event["rawPath"] = json!(raw_path);
+        event["rawQueryString"] = json!(raw_query);
+        event["queryStringParameters"] = self.query_map();
+        event["headers"] = Value::Object(headers);
+        event["pathParameters"] = json!({});
+        event["requestContext"]["stage"] = json!(stage);
+        event["requestContext"]["requestId"] = json!("apigw-v2-request-id");
+        event["requestContext"]["http"]["method"] = json!(self.method);
+        event["requestContext"]["http"]["path"] = json!(raw_path);
+        event["body"] = self.body.as_ref().map_or(Value::Null, |b| json!(b));
+        event["isBase64Encoded"] = json!(false);
+        event
+    }
+
+    /// The REST API sample event (stage `testStage`, resource `/{proxy+}`).
+    fn v1(&self) -> Value {
+        let mut event: Value = serde_json::from_str(V1_FIXTURE).unwrap();
+        let stage = event["requestContext"]["stage"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let own: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .copied()
+            .chain(self.content_type())
+            .collect();
+        for field in ["headers", "multiValueHeaders"] {
+            let headers = event[field].as_object_mut().unwrap();
+            headers.retain(|name, _| {
+                !name.eq_ignore_ascii_case("content-type")
+                    && !own.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            });
+            for (name, value) in &own {
+                let value = if field == "headers" {
+                    json!(value)
+                } else {
+                    json!([value])
+                };
+                headers.insert((*name).to_owned(), value);
+            }
+        }
+        event["httpMethod"] = json!(self.method);
+        event["path"] = json!(self.path);
+        event["pathParameters"] = json!({"proxy": self.path.trim_start_matches('/')});
+        if self.query.is_empty() {
+            event["queryStringParameters"] = Value::Null;
+            event["multiValueQueryStringParameters"] = Value::Null;
+        } else {
+            event["queryStringParameters"] = self.query_map();
+            event["multiValueQueryStringParameters"] = Value::Object(
+                self.query
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), json!([v])))
+                    .collect(),
+            );
+        }
+        event["requestContext"]["path"] = json!(format!("/{stage}{}", self.path));
+        event["requestContext"]["httpMethod"] = json!(self.method);
+        event["requestContext"]["requestId"] = json!("apigw-v1-request-id");
+        event["body"] = self.body.as_ref().map_or(Value::Null, |b| json!(b));
+        event["isBase64Encoded"] = json!(false);
+        event
+    }
+
+    fn query_map(&self) -> Value {
+        Value::Object(
+            self.query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect(),
+        )
+    }
+}
+
+fn create_body(customer: &str) -> Value {
+    json!({
+        "customerId": customer,
+        "currency": "EUR",
+        "items": [
+            {"sku": "SKU-1", "quantity": 2, "unitPrice": 1250},
+            {"sku": "SKU-2", "quantity": 1, "unitPrice": 999}
+        ]
+    })
+}
+
+/// Creates an order through the command function (v2) and returns its id.
+async fn create(functions: &Functions, customer: &str) -> String {
+    let reply = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .json(&create_body(customer))
+            .v2(),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    reply.order_id()
+}
+
+#[tokio::test]
+async fn v2_create_answers_201_with_location_etag_and_the_order() {
+    let functions = Functions::new();
+    let reply = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .json(&create_body("customer-1"))
+            .headers(&[("X-Correlation-Id", "corr-7")])
+            .v2(),
+    )
+    .await;
+
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    let id = reply.order_id();
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/orders/{id}").as_str())
+    );
+    assert_eq!(reply.header("etag"), Some("\"1\""));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("x-correlation-id"), Some("corr-7"));
+    assert_eq!(reply.header("idempotent-replayed"), None);
+    assert_eq!(reply.body["status"], "PENDING");
+    assert_eq!(reply.body["version"], 1);
+    assert_eq!(reply.body["customerId"], "customer-1");
+    assert_eq!(reply.body["total"], 2 * 1250 + 999);
+    assert_eq!(reply.body["items"].as_array().unwrap().len(), 2);
+    // HTTP API responses carry no cookies of ours.
+    assert!(
+        reply.raw["cookies"]
+            .as_array()
+            .is_none_or(|cookies| cookies.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn v1_create_answers_the_same_through_the_rest_payload() {
+    let functions = Functions::new();
+    let reply = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .json(&create_body("customer-rest"))
+            .v1(),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    let id = reply.order_id();
+    // The stage is not part of our URLs: the path is the one the router saw.
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/orders/{id}").as_str())
+    );
+    assert_eq!(reply.header("etag"), Some("\"1\""));
+    assert_eq!(reply.body["customerId"], "customer-rest");
+}
+
+#[tokio::test]
+async fn confirm_then_get_the_view_with_its_etag_across_both_payloads() {
+    let functions = Functions::new();
+    let id = create(&functions, "customer-2").await;
+
+    let confirmed = invoke(
+        &functions.commands,
+        Call::new("POST", &format!("/orders/{id}/confirm"))
+            .headers(&[("If-Match", "\"1\"")])
+            .v2(),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.raw);
+    assert_eq!(confirmed.body["status"], "CONFIRMED");
+    assert_eq!(confirmed.body["version"], 2);
+    assert_eq!(confirmed.header("etag"), Some("\"2\""));
+
+    // No projector runs here: read-your-writes folds the events for a view behind version 2.
+    let path = format!("/orders/{id}");
+    for event in [
+        Call::new("GET", &path).query(&[("minVersion", "2")]).v1(),
+        Call::new("GET", &path).query(&[("minVersion", "2")]).v2(),
+    ] {
+        let view = invoke(&functions.queries, event).await;
+        assert_eq!(view.status, 200, "{}", view.raw);
+        assert_eq!(view.header("etag"), Some("\"2\""));
+        assert_eq!(view.header("content-type"), Some("application/json"));
+        assert_eq!(view.body["orderId"], id.as_str());
+        assert_eq!(view.body["status"], "CONFIRMED");
+        assert_eq!(view.body["version"], 2);
+    }
+
+    // A stale If-Match is refused with 412, whichever payload carries it.
+    let stale = invoke(
+        &functions.commands,
+        Call::new("POST", &format!("/orders/{id}/ship"))
+            .headers(&[("If-Match", "\"1\"")])
+            .v1(),
+    )
+    .await;
+    stale.assert_problem(412);
+}
+
+#[tokio::test]
+async fn events_history_in_version_order() {
+    let functions = Functions::new();
+    let id = create(&functions, "customer-h").await;
+    let cancel = invoke(
+        &functions.commands,
+        Call::new("POST", &format!("/orders/{id}/cancel"))
+            .json(&json!({"reason": "changed my mind"}))
+            .v1(),
+    )
+    .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.raw);
+
+    let history = invoke(
+        &functions.queries,
+        Call::new("GET", &format!("/orders/{id}/events")).v2(),
+    )
+    .await;
+    assert_eq!(history.status, 200, "{}", history.raw);
+    assert_eq!(history.body["orderId"], id.as_str());
+    let types: Vec<&str> = history.body["events"]
+        .as_array()
+        .expect("a list of events")
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["OrderCreated", "OrderCancelled"]);
+}
+
+#[tokio::test]
+async fn validation_failure_is_a_400_problem_listing_every_field() {
+    let functions = Functions::new();
+    let bad = json!({"customerId": "", "currency": "eur", "items": []});
+    for event in [
+        Call::new("POST", "/orders").json(&bad).v2(),
+        Call::new("POST", "/orders").json(&bad).v1(),
+    ] {
+        let reply = invoke(&functions.commands, event).await;
+        let mut fields = reply.assert_problem(400);
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["currency", "customerId", "items"],
+            "{}",
+            reply.body
+        );
+    }
+
+    let malformed = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .headers(&[("content-type", "application/json")])
+            .v2()
+            .tap(|e| e["body"] = json!("{\"customerId\": ")),
+    )
+    .await;
+    malformed.assert_problem(400);
+}
+
+#[tokio::test]
+async fn a_path_id_that_is_not_a_uuid_is_a_404_problem() {
+    let functions = Functions::new();
+    for event in [
+        Call::new("GET", "/orders/not-a-uuid").v1(),
+        Call::new("GET", "/orders/not-a-uuid").v2(),
+    ] {
+        invoke(&functions.queries, event).await.assert_problem(404);
+    }
+    invoke(
+        &functions.commands,
+        Call::new("POST", "/orders/not-a-uuid/confirm").v2(),
+    )
+    .await
+    .assert_problem(404);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_replays_the_first_response() {
+    let functions = Functions::new();
+    let key = [("Idempotency-Key", "lambda-key-1")];
+    let first = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .json(&create_body("customer-3"))
+            .headers(&key)
+            .v2(),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.raw);
+    assert_eq!(first.header("idempotent-replayed"), None);
+
+    // The retry may come through the other payload version: same route, same request.
+    let again = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .json(&create_body("customer-3"))
+            .headers(&key)
+            .v1(),
+    )
+    .await;
+    assert_eq!(again.status, 201, "{}", again.raw);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.order_id(), first.order_id());
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("etag"), Some("\"1\""));
+
+    let different = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders")
+            .json(&create_body("someone-else"))
+            .headers(&key)
+            .v2(),
+    )
+    .await;
+    different.assert_problem(422);
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_is_a_415_problem() {
+    let functions = Functions::new();
+    let event = Call::new("POST", "/orders")
+        .json(&create_body("c"))
+        .headers(&[("Content-Type", "text/plain")])
+        .v1();
+    invoke(&functions.commands, event).await.assert_problem(415);
+}
+
+#[tokio::test]
+async fn a_base64_encoded_body_is_decoded() {
+    let functions = Functions::new();
+    let mut event = Call::new("POST", "/orders")
+        .json(&create_body("customer-b64"))
+        .v1();
+    let body = event["body"].as_str().unwrap().to_owned();
+    event["body"] = json!(STANDARD.encode(body));
+    event["isBase64Encoded"] = json!(true);
+    let reply = invoke(&functions.commands, event).await;
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    assert_eq!(reply.body["customerId"], "customer-b64");
+}
+
+#[tokio::test]
+async fn named_stages_do_not_reach_the_router() {
+    let functions = Functions::new();
+    let id = create(&functions, "customer-4").await;
+    let path = format!("/orders/{id}");
+
+    // HTTP API on a named stage: rawPath is `/prod/orders/{id}`.
+    let v2 = Call::new("GET", &path)
+        .query(&[("minVersion", "1")])
+        .v2_on_stage("prod");
+    assert_eq!(v2["rawPath"], format!("/prod{path}"));
+    let reply = invoke(&functions.queries, v2).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    assert_eq!(reply.body["orderId"], id.as_str());
+
+    // REST API: a stage whose name is also our first path segment.
+    let mut v1 = Call::new("GET", &path).query(&[("minVersion", "1")]).v1();
+    v1["requestContext"]["stage"] = json!("orders");
+    let reply = invoke(&functions.queries, v1).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+
+    // An HTTP API stage named `orders`: rawPath `/orders/orders/{id}`.
+    let v2 = Call::new("GET", &path)
+        .query(&[("minVersion", "1")])
+        .v2_on_stage("orders");
+    let reply = invoke(&functions.queries, v2).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+}
+
+#[tokio::test]
+async fn without_a_correlation_id_the_api_gateway_request_id_is_used() {
+    let functions = Functions::new();
+    let v2 = invoke(
+        &functions.commands,
+        Call::new("POST", "/orders").json(&create_body("c")).v2(),
+    )
+    .await;
+    assert_eq!(v2.header("x-correlation-id"), Some("apigw-v2-request-id"));
+    let v1 = invoke(
+        &functions.queries,
+        Call::new("GET", &format!("/orders/{}", v2.order_id()))
+            .query(&[("minVersion", "1")])
+            .v1(),
+    )
+    .await;
+    assert_eq!(v1.header("x-correlation-id"), Some("apigw-v1-request-id"));
+}
+
+#[tokio::test]
+async fn each_function_serves_only_its_own_routes() {
+    let functions = Functions::new();
+    let id = create(&functions, "customer-5").await;
+    let on_queries = invoke(
+        &functions.queries,
+        Call::new("POST", &format!("/orders/{id}/confirm")).v2(),
+    )
+    .await;
+    assert!(matches!(on_queries.status, 404 | 405), "{}", on_queries.raw);
+    let listing = invoke(
+        &functions.commands,
+        Call::new("GET", "/orders")
+            .query(&[("customerId", "customer-5")])
+            .v2(),
+    )
+    .await;
+    assert!(matches!(listing.status, 404 | 405), "{}", listing.raw);
+}
+
+#[tokio::test]
+async fn listings_sign_cursors_and_refuse_tampered_ones() {
+    let functions = Functions::new();
+    let listing = invoke(
+        &functions.queries,
+        Call::new("GET", "/orders")
+            .query(&[("customerId", "nobody"), ("cursor", "dGFtcGVyZWQ")])
+            .v1(),
+    )
+    .await;
+    listing.assert_problem(400);
+    let empty = invoke(
+        &functions.queries,
+        Call::new("GET", "/orders")
+            .query(&[("customerId", "nobody"), ("limit", "5")])
+            .v2(),
+    )
+    .await;
+    assert_eq!(empty.status, 200, "{}", empty.raw);
+    assert_eq!(empty.body["items"], json!([]));
+    assert_eq!(empty.body["nextCursor"], Value::Null);
+}
+
+trait Tap: Sized {
+    fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
+}
+
+impl Tap for Value {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+
+// --- configuration, logging, errors -------------------------------------------------------
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+const TABLES: [(&str, &str); 3] = [
+    ("EVENTS_TABLE", "ev"),
+    ("ORDERS_TABLE", "rm"),
+    ("IDEMPOTENCY_TABLE", "idem"),
+];
+
+#[test]
+fn config_reads_the_tables_and_needs_every_one() {
+    let config = LambdaConfig::from_vars(Api::Commands, vars(&TABLES)).unwrap();
+    assert_eq!(
+        config.tables,
+        DynamoTables {
+            events: "ev".into(),
+            orders: "rm".into(),
+            idempotency: "idem".into(),
+        }
+    );
+    assert_eq!(config.http.source, "orders.command-api");
+    assert!(config.http.cursor_key.is_empty());
+
+    for missing in TABLE_VARS {
+        let mut pairs: Vec<(&str, &str)> = TABLES.to_vec();
+        pairs.retain(|(k, _)| *k != missing);
+        let error = LambdaConfig::from_vars(Api::Commands, vars(&pairs)).unwrap_err();
+        assert_eq!(error, ConfigError::MissingTable(missing));
+        pairs.push((missing, "  "));
+        let error = LambdaConfig::from_vars(Api::Commands, vars(&pairs)).unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::MissingTable(missing),
+            "blank counts as unset"
+        );
+    }
+}
+
+#[test]
+fn the_query_api_needs_a_strong_cursor_key() {
+    let error = LambdaConfig::from_vars(Api::Queries, vars(&TABLES)).unwrap_err();
+    assert_eq!(error, ConfigError::MissingCursorKey);
+
+    let mut pairs = TABLES.to_vec();
+    pairs.push(("CURSOR_KEY", "short"));
+    let error = LambdaConfig::from_vars(Api::Queries, vars(&pairs)).unwrap_err();
+    assert_eq!(error, ConfigError::WeakCursorKey(5));
+
+    let key = "0123456789abcdef0123456789abcdef";
+    pairs.pop();
+    pairs.push(("CURSOR_KEY", key));
+    let config = LambdaConfig::from_vars(Api::Queries, vars(&pairs)).unwrap();
+    assert_eq!(config.http.cursor_key, key.as_bytes());
+    assert_eq!(config.http.source, "orders.query-api");
+    assert!(
+        !format!("{config:?}").contains(key),
+        "Debug must not print the key"
+    );
+}
+
+#[test]
+fn log_config_follows_lambdas_advanced_logging_controls() {
+    let log = LogConfig::from_vars(vars(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]));
+    assert_eq!(log.format, LogFormat::Json);
+    assert_eq!(log.filter, "info");
+
+    let log = LogConfig::from_vars(vars(&[
+        ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
+        ("RUST_LOG", "trace"),
+    ]));
+    assert_eq!(log.format, LogFormat::Text);
+    assert_eq!(
+        log.filter, "debug",
+        "AWS_LAMBDA_LOG_LEVEL wins over RUST_LOG"
+    );
+
+    let log = LogConfig::from_vars(vars(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
+    assert_eq!(log.filter, "error");
+
+    let log = LogConfig::from_vars(vars(&[("RUST_LOG", "orders_handlers=debug,warn")]));
+    assert_eq!(log.filter, "orders_handlers=debug,warn");
+    assert_eq!(log.format, LogFormat::Text);
+}
+
+#[test]
+fn escaping_errors_become_diagnostics_with_meaningful_types() {
+    let diagnostic = Diagnostic::from(ConfigError::MissingCursorKey);
+    assert_eq!(diagnostic.error_type, "Orders.Config");
+    assert!(diagnostic.error_message.contains("CURSOR_KEY"));
+
+    let diagnostic = Diagnostic::from(HandlerError::ResponseBody("boom".into()));
+    assert_eq!(diagnostic.error_type, "Orders.ResponseBody");
+    assert!(diagnostic.error_message.contains("boom"));
+}
+
+#[test]
+fn strip_stage_removes_exactly_one_leading_segment() {
+    let strip = |uri: &str, stage: &str| {
+        strip_stage(&uri.parse().unwrap(), stage).map(|u: Uri| u.to_string())
+    };
+    assert_eq!(
+        strip("https://h.example/prod/orders/1?a=b", "prod").as_deref(),
+        Some("https://h.example/orders/1?a=b")
+    );
+    assert_eq!(strip("/prod", "prod").as_deref(), Some("/"));
+    assert_eq!(strip("/production/orders", "prod"), None);
+    assert_eq!(strip("/orders", "prod"), None);
+}
