@@ -1,6 +1,7 @@
 //! `orders`: the local runtime and operator tools.
 
 mod serve;
+mod tables;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     /// Run the command and query API, the projector and the publisher in one process, on an
     /// embedded SQLite file.
     Serve(serve::ServeArgs),
+    /// Manage the DynamoDB tables.
+    #[command(subcommand)]
+    Tables(tables::TablesCommand),
 }
 
 #[tokio::main]
@@ -33,6 +37,7 @@ async fn main() -> std::process::ExitCode {
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Tables(command) => tables::run(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
