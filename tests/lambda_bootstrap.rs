@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use orders_store::dynamodb::{self, DynamoTables};
 use orders_tests::apigw_events::{self, GatewayResponse};
-use orders_tests::new_order;
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
+use orders_tests::{dynamodb_endpoint, new_order, unique_tables};
 use serde_json::Value;
 
 const ANSWER_WITHIN: Duration = Duration::from_secs(20);
@@ -44,29 +44,6 @@ async fn answer(api: &RuntimeApi, event: Value, log: &Path) -> GatewayResponse {
             std::fs::read_to_string(log).unwrap_or_default()
         ),
     }
-}
-
-/// The DynamoDB Local endpoint the test command started; without it the test fails (never skips).
-fn dynamodb_endpoint() -> String {
-    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "DYNAMODB_ENDPOINT is not set: DynamoDB Local is not running. Run ./scripts/test.sh, \
-             which starts it, or `eval \"$(scripts/dynamodb-local.sh start)\"` first"
-        )
-    })
-}
-
-/// Table names of this test run, as `(env var, name)`.
-fn unique_tables(prefix: &str) -> Vec<(&'static str, String)> {
-    let suffix = uuid::Uuid::now_v7().simple();
-    vec![
-        ("EVENTS_TABLE", format!("{prefix}-events-{suffix}")),
-        ("ORDERS_TABLE", format!("{prefix}-orders-{suffix}")),
-        (
-            "IDEMPOTENCY_TABLE",
-            format!("{prefix}-idempotency-{suffix}"),
-        ),
-    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

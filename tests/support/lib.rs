@@ -40,7 +40,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// `orders serve` on the embedded store in `dir`.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[], &[])
+    }
+
+    /// `orders serve` with extra arguments and environment (e.g. `--backend dynamodb`).
+    pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -49,6 +55,8 @@ impl Server {
         let mut child = Command::new(orders_bin())
             .args(["serve", "--addr", "127.0.0.1:0", "--db"])
             .arg(dir.join("orders.db"))
+            .args(args)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("ORDERS_SERVE_LOG").unwrap_or_else(|_| "info".into()),
@@ -191,4 +199,28 @@ pub async fn list_all(c: &reqwest::Client, server: &Server, query: &str) -> (Vec
             None => return (ids, pages),
         }
     }
+}
+
+/// The DynamoDB Local endpoint the test command started. Missing means the emulator is not
+/// running, which fails the test: these tests never skip.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "DYNAMODB_ENDPOINT is not set: DynamoDB Local is not running. Run ./scripts/test.sh, \
+             which installs and starts it, or start it by hand (see the README's Development section)"
+        )
+    })
+}
+
+/// Table names unique to one test, as the `orders` binary reads them from the environment.
+pub fn unique_tables(prefix: &str) -> Vec<(&'static str, String)> {
+    let suffix = uuid::Uuid::now_v7().simple();
+    vec![
+        ("EVENTS_TABLE", format!("{prefix}-events-{suffix}")),
+        ("ORDERS_TABLE", format!("{prefix}-orders-{suffix}")),
+        (
+            "IDEMPOTENCY_TABLE",
+            format!("{prefix}-idempotency-{suffix}"),
+        ),
+    ]
 }
