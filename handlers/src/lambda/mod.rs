@@ -54,9 +54,11 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Service};
 use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::http::ApiConfig;
 use crate::http::correlation::X_CORRELATION_ID;
@@ -200,7 +202,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// An `EnvFilter` directive string, e.g. `info` or `orders_handlers=debug,info`.
+    /// Directives `[target=]level,...`, e.g. `info` or `orders_handlers=debug,info`. Parsed as
+    /// `Targets`, not `EnvFilter`, which would link a regex engine into every bootstrap.
     pub filter: String,
 }
 
@@ -240,21 +243,27 @@ pub fn init_tracing_to<W>(log: &LogConfig, writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter: Targets = log
+        .filter
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)
         .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match log.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(true)
+        LogFormat::Json => registry
+            .with(
+                layer
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(true),
+            )
             .try_init(),
         // CloudWatch stamps every line; the text format leaves the time out.
-        LogFormat::Text => builder.without_time().try_init(),
+        LogFormat::Text => registry.with(layer.without_time()).try_init(),
     };
 }
 
