@@ -55,7 +55,15 @@ pub(super) fn sdk_error<E>(op: &str, err: SdkError<E>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let reason = format!("DynamoDB {op}: {}", DisplayErrorContext(&err));
+    // A service error says it best in its own code and message; the full context (with the
+    // raw response) is only needed when no answer came back.
+    let reason = match err.code() {
+        Some(code) => format!(
+            "DynamoDB {op}: {code}: {}",
+            err.message().unwrap_or("no message")
+        ),
+        None => format!("DynamoDB {op}: {}", DisplayErrorContext(&err)),
+    };
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Unavailable {
