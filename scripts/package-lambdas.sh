@@ -57,14 +57,14 @@ ensure_target() {
 
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f MB (%d B)", b / 1e6, b }'; }
 
-# The workspace's binary targets, one per line.
+# The workspace's binary targets, one "BIN PACKAGE" pair per line.
 workspace_bins() {
     cargo metadata --no-deps --format-version 1 --locked | python3 -c '
 import json, sys
 for pkg in json.load(sys.stdin)["packages"]:
     for t in pkg["targets"]:
         if "bin" in t["kind"]:
-            print(t["name"])'
+            print(t["name"], pkg["name"])'
 }
 
 ensure_cargo_lambda
@@ -74,21 +74,33 @@ if [[ ${1:-} == --install ]]; then
 fi
 [[ $# -eq 0 ]] || die "unknown arguments: $* (usage: $0 [--install])"
 
-mapfile -t have < <(workspace_bins)
+declare -A package_of=()
+while read -r bin package; do package_of[$bin]=$package; done < <(workspace_bins)
 bins=()
 for bin in "${REQUIRED_BINS[@]}"; do
-    printf '%s\n' "${have[@]}" | grep -qx "$bin" || die "the workspace has no binary '$bin' (binaries: ${have[*]})"
+    [[ -n ${package_of[$bin]:-} ]] || die "the workspace has no binary '$bin' (binaries: ${!package_of[*]})"
     bins+=("$bin")
 done
 for bin in "${OPTIONAL_BINS[@]}"; do
-    if printf '%s\n' "${have[@]}" | grep -qx "$bin"; then bins+=("$bin"); fi
+    if [[ -n ${package_of[$bin]:-} ]]; then bins+=("$bin"); fi
 done
 
+# Select the functions' own packages: cargo unifies features over every selected package, and
+# from the workspace root that would be all of them, pulling the CLI's SQLite and log filter
+# into every bootstrap.
 bin_args=()
-for bin in "${bins[@]}"; do bin_args+=(--bin "$bin"); done
-say "cargo lambda build --release --arm64 --output-format zip --locked ${bin_args[*]}"
+declare -A selected=()
+for bin in "${bins[@]}"; do
+    bin_args+=(--bin "$bin")
+    package=${package_of[$bin]}
+    if [[ -z ${selected[$package]:-} ]]; then
+        selected[$package]=1
+        bin_args+=(--package "$package")
+    fi
+done
+say "cargo lambda build --profile lambda --arm64 --output-format zip --locked ${bin_args[*]}"
 start=$SECONDS
-cargo lambda build --release --arm64 --output-format zip --locked "${bin_args[@]}"
+cargo lambda build --profile lambda --arm64 --output-format zip --locked "${bin_args[@]}"
 say "built in $((SECONDS - start)) s"
 
 printf '\n| binary | bootstrap.zip | bootstrap (unzipped) |\n|---|---:|---:|\n'
