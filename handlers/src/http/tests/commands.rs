@@ -169,7 +169,7 @@ async fn losing_an_append_race_is_409_and_never_retried_silently() {
     let api = TestApi::new();
     let id = api.create().await;
     let key = [("idempotency-key", "confirm-race")];
-    api.flaky.set(Mode::LoseRace);
+    api.flaky().set(Mode::LoseRace);
 
     let lost = api.post_empty(&format!("/orders/{id}/confirm"), &key).await;
     lost.assert_problem(409);
@@ -460,7 +460,7 @@ async fn non_json_bodies_are_415_but_json_flavours_and_empty_bodies_pass() {
 async fn an_unavailable_store_is_503_with_retry_after() {
     let api = TestApi::new();
     let id = api.create().await;
-    api.flaky.set(Mode::Unavailable);
+    api.flaky().set(Mode::Unavailable);
 
     let create = api.post("/orders", create_body("c"), &[]).await;
     create.assert_problem(503);
@@ -472,7 +472,7 @@ async fn an_unavailable_store_is_503_with_retry_after() {
     query.assert_problem(503);
     assert_eq!(query.header("retry-after"), Some("2"));
 
-    api.flaky.set(Mode::Healthy);
+    api.flaky().set(Mode::Healthy);
     assert_eq!(api.event_count().await, 1);
     assert_eq!(
         api.post_empty(&format!("/orders/{id}/confirm"), &[])
@@ -486,7 +486,7 @@ async fn an_unavailable_store_is_503_with_retry_after() {
 async fn internal_failures_are_500_without_internal_details() {
     let api = TestApi::new();
     let id = api.create().await;
-    api.flaky.set(Mode::Broken);
+    api.flaky().set(Mode::Broken);
     for response in [
         api.post_empty(&format!("/orders/{id}/confirm"), &[]).await,
         api.get(&format!("/orders/{id}/events")).await,

@@ -1,4 +1,5 @@
-//! Races, on a multi-threaded runtime against the real store: no lost or duplicated events.
+//! Races, on a multi-threaded runtime against the real store, on both backends: no lost or
+//! duplicated events.
 
 use std::collections::HashSet;
 
@@ -8,8 +9,16 @@ use axum::http::{Method, StatusCode, header};
 use super::{TestApi, create_body, request, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_conditional_cancels_let_exactly_one_through() {
-    let api = TestApi::new();
+async fn concurrent_conditional_cancels_let_exactly_one_through_on_sqlite() {
+    concurrent_conditional_cancels_let_exactly_one_through(TestApi::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_conditional_cancels_let_exactly_one_through_on_dynamodb() {
+    concurrent_conditional_cancels_let_exactly_one_through(TestApi::dynamodb().await).await;
+}
+
+async fn concurrent_conditional_cancels_let_exactly_one_through(api: TestApi) {
     let id = api.create().await;
 
     let tasks: Vec<_> = (0..20)
@@ -42,12 +51,24 @@ async fn concurrent_conditional_cancels_let_exactly_one_through() {
     let history = api.history(id).await;
     assert_eq!(history.len(), 2);
     assert_eq!(history[1].event_type, "OrderCancelled");
+    let versions: Vec<u64> = history.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [1, 2], "versions are contiguous");
+    let event_ids: HashSet<_> = history.iter().map(|e| e.event_id).collect();
+    assert_eq!(event_ids.len(), history.len(), "no duplicate eventId");
     assert_eq!(api.event_count().await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_creates_with_one_idempotency_key_create_one_order() {
-    let api = TestApi::new();
+async fn concurrent_creates_with_one_idempotency_key_create_one_order_on_sqlite() {
+    concurrent_creates_with_one_idempotency_key_create_one_order(TestApi::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_with_one_idempotency_key_create_one_order_on_dynamodb() {
+    concurrent_creates_with_one_idempotency_key_create_one_order(TestApi::dynamodb().await).await;
+}
+
+async fn concurrent_creates_with_one_idempotency_key_create_one_order(api: TestApi) {
     let body = create_body("c").to_string();
 
     let tasks: Vec<_> = (0..16)

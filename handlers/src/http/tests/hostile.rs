@@ -1,5 +1,5 @@
 //! Hostile input: each request gets the right 4xx as problem+json, with field errors where
-//! they apply, and nothing is written.
+//! they apply, and nothing is written. On both backends.
 
 use axum::body::Body;
 use axum::http::{Method, header};
@@ -233,10 +233,19 @@ impl Case {
 }
 
 #[tokio::test]
-async fn hostile_requests_get_a_4xx_problem_and_write_nothing() {
-    let api = TestApi::new();
+async fn hostile_requests_get_a_4xx_problem_and_write_nothing_on_sqlite() {
+    hostile_requests_get_a_4xx_problem_and_write_nothing(TestApi::sqlite()).await;
+}
+
+#[tokio::test]
+async fn hostile_requests_get_a_4xx_problem_and_write_nothing_on_dynamodb() {
+    hostile_requests_get_a_4xx_problem_and_write_nothing(TestApi::dynamodb().await).await;
+}
+
+async fn hostile_requests_get_a_4xx_problem_and_write_nothing(api: TestApi) {
     let id = api.create().await;
     let events = api.event_count().await;
+    assert_eq!(events, 1, "the counter sees the order's OrderCreated");
     let cases = cases();
     assert!(cases.len() >= 15);
 

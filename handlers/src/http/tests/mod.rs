@@ -1,10 +1,13 @@
-//! Router tests: the real router, driven with `oneshot`, over a real `SqliteStore` on a
-//! temporary file. The only stand-in is `FlakyStore`, a thin wrapper around the real store
-//! that fails on demand to exercise 503 and 500.
+//! Router tests: the real router, driven with `oneshot`, over a real store: a `SqliteStore` on
+//! a temporary file ([`TestApi::sqlite`]), or a `DynamoStore` on fresh tables in DynamoDB Local
+//! at `DYNAMODB_ENDPOINT` ([`TestApi::dynamodb`]; without it those tests fail, never skip).
+//! The only stand-in is `FlakyStore`, a thin wrapper around the SQLite store that fails on
+//! demand to exercise 503 and 500; a DynamoDB outage is a real closed port (`outage.rs`).
 
 mod commands;
 mod concurrency;
 mod hostile;
+mod outage;
 mod queries;
 
 use std::sync::Arc;
@@ -12,11 +15,13 @@ use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::Select;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use orders_domain::{EventData, OrderEvent, OrderId, OrderState, Timestamp};
+use orders_store::dynamodb::{self, DynamoStore, DynamoTables, create_tables};
 use orders_store::sqlite::SqliteStore;
 use orders_store::{
     AppendError, AppendRequest, ChangeFeed, EventMetadata, EventStore, IdempotencyKey,
@@ -171,12 +176,44 @@ impl ReadModelStore for FlakyStore {
     }
 }
 
+/// The three ports on one value, as every adapter provides them.
+pub trait Ports: EventStore + IdempotencyStore + ReadModelStore + Send + Sync {}
+impl<S: EventStore + IdempotencyStore + ReadModelStore + Send + Sync> Ports for S {}
+
+/// The store behind a [`TestApi`], for what the ports do not offer: counting every event.
+enum Backend {
+    Sqlite {
+        store: SqliteStore,
+        flaky: Arc<FlakyStore>,
+        _dir: TempDir,
+    },
+    Dynamo(DynamoStore),
+}
+
 pub struct TestApi {
     pub router: Router,
-    pub store: SqliteStore,
-    pub flaky: Arc<FlakyStore>,
+    /// The real store (never the `FlakyStore` wrapper): what the router wrote, read directly.
+    pub store: Arc<dyn Ports>,
     pub clock: Arc<TestClock>,
-    _dir: TempDir,
+    backend: Backend,
+}
+
+const DYNAMODB_NOT_RUNNING: &str = "DynamoDB Local is not running: run ./scripts/test.sh, or \
+     start it with scripts/dynamodb-local.sh and export DYNAMODB_ENDPOINT=http://127.0.0.1:<port>";
+
+/// `DYNAMODB_ENDPOINT`; panics, with how to fix it, when unset.
+pub fn dynamodb_endpoint() -> String {
+    match std::env::var("DYNAMODB_ENDPOINT") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!("{DYNAMODB_NOT_RUNNING} (DYNAMODB_ENDPOINT is unset)"),
+    }
+}
+
+pub fn test_config() -> ApiConfig {
+    ApiConfig {
+        source: "orders.test".into(),
+        cursor_key: b"test cursor key".to_vec(),
+    }
 }
 
 pub struct TestResponse {
@@ -222,10 +259,17 @@ impl TestResponse {
 }
 
 impl TestApi {
+    /// On SQLite, through the `FlakyStore` wrapper.
     pub fn new() -> Self {
+        Self::sqlite()
+    }
+
+    /// On SQLite, through the `FlakyStore` wrapper.
+    pub fn sqlite() -> Self {
         Self::with_surface(Surface::All)
     }
 
+    /// On SQLite, through the `FlakyStore` wrapper, serving `surface`.
     pub fn with_surface(surface: Surface) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
@@ -239,16 +283,52 @@ impl TestApi {
             read_model: flaky.clone(),
         };
         let clock = Arc::new(TestClock::new());
-        let config = ApiConfig {
-            source: "orders.test".into(),
-            cursor_key: b"test cursor key".to_vec(),
-        };
         Self {
-            router: router(stores, config, clock.clone(), surface),
-            store,
-            flaky,
+            router: router(stores, test_config(), clock.clone(), surface),
+            store: Arc::new(store.clone()),
             clock,
-            _dir: dir,
+            backend: Backend::Sqlite {
+                store,
+                flaky,
+                _dir: dir,
+            },
+        }
+    }
+
+    /// On DynamoDB Local at `DYNAMODB_ENDPOINT`, on three new uniquely named tables. Panics
+    /// when the endpoint is unset or the tables cannot be created.
+    pub async fn dynamodb() -> Self {
+        let client = dynamodb::client(Some(&dynamodb_endpoint())).await;
+        let suffix = uuid::Uuid::now_v7().simple();
+        let tables = DynamoTables {
+            events: format!("test-{suffix}-events"),
+            orders: format!("test-{suffix}-orders"),
+            idempotency: format!("test-{suffix}-idempotency"),
+        };
+        create_tables(&client, &tables).await.unwrap_or_else(|err| {
+            panic!("creating the test tables failed: {err}. {DYNAMODB_NOT_RUNNING}")
+        });
+        let store = DynamoStore::new(client, tables);
+        let clock = Arc::new(TestClock::new());
+        Self {
+            router: router(
+                Stores::shared(store.clone()),
+                test_config(),
+                clock.clone(),
+                Surface::All,
+            ),
+            store: Arc::new(store.clone()),
+            clock,
+            backend: Backend::Dynamo(store),
+        }
+    }
+
+    /// The fault injector; SQLite only.
+    #[track_caller]
+    pub fn flaky(&self) -> &FlakyStore {
+        match &self.backend {
+            Backend::Sqlite { flaky, .. } => flaky,
+            Backend::Dynamo(_) => panic!("FlakyStore wraps the SQLite store only"),
         }
     }
 
@@ -289,20 +369,45 @@ impl TestApi {
         response.order_id()
     }
 
-    /// Every event stored, across all orders.
+    /// Every event stored, across all orders: the change feed on SQLite, a counting `Scan` of
+    /// the events table on DynamoDB.
     pub async fn event_count(&self) -> usize {
-        self.store.read_after(0, usize::MAX).await.unwrap().len()
+        match &self.backend {
+            Backend::Sqlite { store, .. } => store.read_after(0, usize::MAX).await.unwrap().len(),
+            Backend::Dynamo(store) => {
+                let mut count = 0;
+                let mut start = None;
+                loop {
+                    let page = store
+                        .client()
+                        .scan()
+                        .table_name(&store.tables().events)
+                        .select(Select::Count)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .unwrap_or_else(|err| panic!("counting events: {err:?}"));
+                    count += usize::try_from(page.count()).unwrap();
+                    start = page.last_evaluated_key;
+                    if start.is_none() {
+                        break count;
+                    }
+                }
+            }
+        }
     }
 
+    /// One order's events, through the `EventStore` port.
     pub async fn history(&self, id: OrderId) -> Vec<StoredEvent> {
-        EventStore::load(&self.store, id, None).await.unwrap()
+        EventStore::load(&*self.store, id, None).await.unwrap()
     }
 
     /// Plays the projector for one order: folds its events and stores the view.
     pub async fn project(&self, id: OrderId) -> OrderView {
         let state = fold(OrderState::default(), &self.history(id).await).unwrap();
         let view = OrderView::from_state(id, state).unwrap();
-        let current = ReadModelStore::get(&self.store, id)
+        let current = ReadModelStore::get(&*self.store, id)
             .await
             .unwrap()
             .map(|v| v.version);

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use axum::http::StatusCode;
 use orders_domain::OrderId;
-use orders_store::{OrderView, ReadModelStore};
+use orders_store::OrderView;
 use uuid::Uuid;
 
 use super::TestApi;
