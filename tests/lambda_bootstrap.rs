@@ -7,10 +7,9 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use orders_store::dynamodb::{self, DynamoTables};
 use orders_tests::apigw_events::{self, GatewayResponse};
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
-use orders_tests::{dynamodb_endpoint, new_order, unique_tables};
+use orders_tests::{create_unique_tables, dynamodb_endpoint, new_order};
 use serde_json::Value;
 
 const ANSWER_WITHIN: Duration = Duration::from_secs(20);
@@ -49,16 +48,7 @@ async fn answer(api: &RuntimeApi, event: Value, log: &Path) -> GatewayResponse {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_bootstraps_answer_api_gateway_events_on_dynamodb_local() {
     let endpoint = dynamodb_endpoint();
-    let names = unique_tables("lambda");
-    let tables = DynamoTables {
-        events: names[0].1.clone(),
-        orders: names[1].1.clone(),
-        idempotency: names[2].1.clone(),
-    };
-    let client = dynamodb::client(Some(&endpoint)).await;
-    dynamodb::create_tables(&client, &tables)
-        .await
-        .expect("create the tables on DynamoDB Local");
+    let (names, _) = create_unique_tables(&endpoint, "lambda").await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();

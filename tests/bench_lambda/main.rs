@@ -22,7 +22,7 @@ use lambda_http::{Adapter, Context, LambdaEvent};
 use orders_domain::{OrderId, OrderState, Timestamp};
 use orders_handlers::lambda::{self, Api, ApiHandler, LambdaConfig, LogConfig, LogFormat};
 use orders_handlers::{Stores, command_router, query_router};
-use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
+use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::{
     AppendError, AppendRequest, EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore,
     ListQuery, OrderView, Page, PutOutcome, ReadModelStore, StoreError, StoredEvent, fold,
@@ -75,24 +75,7 @@ async fn main() {
         );
         std::process::exit(2);
     };
-    let suffix = uuid::Uuid::now_v7().simple();
-    let names = [
-        ("EVENTS_TABLE", format!("bench-lambda-events-{suffix}")),
-        ("ORDERS_TABLE", format!("bench-lambda-orders-{suffix}")),
-        (
-            "IDEMPOTENCY_TABLE",
-            format!("bench-lambda-idempotency-{suffix}"),
-        ),
-    ];
-    let tables = DynamoTables {
-        events: names[0].1.clone(),
-        orders: names[1].1.clone(),
-        idempotency: names[2].1.clone(),
-    };
-    let client = dynamodb::client(Some(&endpoint)).await;
-    dynamodb::create_tables(&client, &tables)
-        .await
-        .expect("create the bench tables on DynamoDB Local");
+    let (names, tables) = orders_tests::create_unique_tables(&endpoint, "bench-lambda").await;
 
     let mut rows = Vec::new();
 
@@ -140,7 +123,7 @@ async fn main() {
     }
 
     // 2. Latency through the handler on DynamoDB Local.
-    let store = DynamoStore::new(client, tables.clone());
+    let store = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables.clone());
     let (commands, queries) = handlers(Stores::shared(store.clone()));
     let create =
         apigw_events::v2("POST", "/orders", "", &[], Some(&new_order("bench"))).to_string();

@@ -224,3 +224,25 @@ pub fn unique_tables(prefix: &str) -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+/// Creates fresh, uniquely named tables on `endpoint`. Returns them as the `orders` binaries
+/// read them from the environment, and as [`DynamoTables`](orders_store::dynamodb::DynamoTables).
+pub async fn create_unique_tables(
+    endpoint: &str,
+    prefix: &str,
+) -> (
+    Vec<(&'static str, String)>,
+    orders_store::dynamodb::DynamoTables,
+) {
+    let names = unique_tables(prefix);
+    let tables = orders_store::dynamodb::DynamoTables {
+        events: names[0].1.clone(),
+        orders: names[1].1.clone(),
+        idempotency: names[2].1.clone(),
+    };
+    let client = orders_store::dynamodb::client(Some(endpoint)).await;
+    orders_store::dynamodb::create_tables(&client, &tables)
+        .await
+        .expect("create the tables on DynamoDB Local");
+    (names, tables)
+}
