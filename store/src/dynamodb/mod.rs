@@ -19,6 +19,7 @@
 
 mod error;
 mod events;
+mod https;
 mod read_model;
 mod tables;
 #[cfg(test)]
@@ -147,50 +148,12 @@ pub async fn client(endpoint_url: Option<&str>) -> Client {
             ));
         }
     }
-    if let Some(http_client) = https_client_trusting_the_system_bundle() {
+    if let Some(http_client) = https::client_trusting_the_system_bundle() {
         loader = loader.http_client(http_client);
     }
     let config = loader.load().await;
     tracing::debug!(endpoint = ?endpoint, region = ?config.region(), "built the DynamoDB client");
     Client::new(&config)
-}
-
-/// System CA bundles: Amazon Linux (Lambda's `provided.al2023`) and RHEL, then Debian and Ubuntu.
-const CA_BUNDLES: [&str; 2] = [
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/certs/ca-certificates.crt",
-];
-
-/// An HTTPS client that trusts exactly the system's CA bundle file.
-///
-/// The SDK's default client loads the platform's native roots, which on Linux means the bundle
-/// *and* every certificate file in the certificate directory: most of a Lambda's INIT time
-/// here. One bundle holds the same roots. `None` (the SDK's default) when the operator points
-/// `SSL_CERT_FILE` or `SSL_CERT_DIR` somewhere, which the default client honours, or when no
-/// bundle is found.
-fn https_client_trusting_the_system_bundle() -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-
-    if ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-    {
-        return None;
-    }
-    let (path, pem) = CA_BUNDLES
-        .iter()
-        .find_map(|path| Some((*path, std::fs::read(path).ok()?)))?;
-    let context = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
-        .build()
-        .ok()?;
-    tracing::debug!(bundle = path, "trusting the system CA bundle");
-    Some(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(context)
-            .build_https(),
-    )
 }
 
 fn is_loopback(url: &str) -> bool {
