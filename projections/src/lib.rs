@@ -8,17 +8,23 @@
 //!   live Server-Sent Events feed at `GET /local/bus`.
 //! - [`feed`]: tails the embedded change feed for one named consumer from its checkpoint.
 //! - [`local`]: the projector and the publisher as feed consumers in-process, with the local
-//!   bus: [`LocalRuntime`] is what `orders serve` starts.
-//!
-//! On AWS the same [`Projector::apply_batch`] and [`Publisher::publish`] run behind the
-//! DynamoDB Streams Lambdas; their per-event results are shaped for a partial batch response.
+//!   bus: [`LocalRuntime`] is what `orders serve` starts on SQLite.
+//! - [`stream`]: DynamoDB Streams batches in, partial batch responses out: the handler
+//!   functions of the `projector` and `publisher` Lambdas ([`lambda`], `src/bin/`).
+//! - [`eventbridge`]: the [`Bus`] on EventBridge.
+//! - [`poller`]: reads the events table's stream and calls the same handler functions with
+//!   the same payloads, as an event source mapping would: `orders serve --backend dynamodb`.
 
 mod backoff;
+pub mod eventbridge;
 pub mod feed;
+pub mod lambda;
 pub mod local;
 pub mod local_bus;
+pub mod poller;
 pub mod projector;
 pub mod publisher;
+pub mod stream;
 #[cfg(test)]
 mod test_support;
 

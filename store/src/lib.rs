@@ -10,6 +10,7 @@
 //! same traits.
 //! Every adapter runs the same [`contract`] suite (feature `contract`), so they cannot drift.
 
+pub mod aws;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod dynamodb;

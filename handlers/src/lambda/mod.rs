@@ -42,7 +42,6 @@ mod tests;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::task::{Context as TaskContext, Poll};
 
 use axum::Router;
@@ -54,16 +53,12 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Service};
 use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::http::ApiConfig;
 use crate::http::correlation::X_CORRELATION_ID;
 
 pub use lambda_http::Error;
+pub use orders_lambda::{LogConfig, LogFormat, init_tracing, init_tracing_to, report_init_error};
 
 /// Which of the two API functions this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,121 +187,12 @@ impl LambdaConfig {
     }
 }
 
-/// Log line format: Lambda's advanced logging controls say which through `AWS_LAMBDA_LOG_FORMAT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// Directives `[target=]level,...`, e.g. `info` or `orders_handlers=debug,info`. Parsed as
-    /// `Targets`, not `EnvFilter`, which would link a regex engine into every bootstrap.
-    pub filter: String,
-}
-
-impl LogConfig {
-    pub fn from_env() -> Self {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let format = match var("AWS_LAMBDA_LOG_FORMAT") {
-            Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
-            _ => LogFormat::Text,
-        };
-        let filter = match var("AWS_LAMBDA_LOG_LEVEL") {
-            // Lambda's levels are TRACE..ERROR plus FATAL, which tracing does not have.
-            Some(level) if level.eq_ignore_ascii_case("fatal") => "error".to_owned(),
-            Some(level) => LevelFilter::from_str(&level)
-                .unwrap_or(LevelFilter::INFO)
-                .to_string()
-                .to_ascii_lowercase(),
-            None => var("RUST_LOG")
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| "info".to_owned()),
-        };
-        Self { format, filter }
-    }
-}
-
-/// Installs the global `tracing` subscriber (stdout, no ANSI colours; see the module docs).
-/// A second call does nothing.
-pub fn init_tracing(log: &LogConfig) {
-    init_tracing_to(log, std::io::stdout);
-}
-
-/// [`init_tracing`] with another writer (the benchmark formats its log lines into a sink).
-pub fn init_tracing_to<W>(log: &LogConfig, writer: W)
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    let filter: Targets = log
-        .filter
-        .parse()
-        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_target(false);
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match log.format {
-        LogFormat::Json => registry
-            .with(
-                layer
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(true),
-            )
-            .try_init(),
-        // CloudWatch stamps every line; the text format leaves the time out.
-        LogFormat::Text => registry.with(layer.without_time()).try_init(),
-    };
-}
-
 /// INIT: logging, then the configuration. A bad configuration is logged, reported to the
 /// Runtime API's `/init/error` (so Lambda shows `Orders.Config` and the message), and returned.
 pub async fn init(api: Api) -> Result<LambdaConfig, Error> {
-    let log = LogConfig::from_env();
-    init_tracing(&log);
-    match LambdaConfig::from_env(api) {
-        Ok(config) => {
-            tracing::info!(function = api.name(), tables = ?config.tables, "configured");
-            Ok(config)
-        }
-        Err(error) => {
-            tracing::error!(function = api.name(), %error, "cannot start");
-            report_init_error(error.clone().into()).await;
-            Err(Box::new(error))
-        }
-    }
-}
-
-/// Posts `diagnostic` to `/runtime/init/error`. Best effort: outside Lambda (no
-/// `AWS_LAMBDA_RUNTIME_API`) or if the call fails, the error has been logged all the same.
-pub async fn report_init_error(diagnostic: Diagnostic) {
-    use lambda_runtime_api_client::{PooledClient, body::Body as ApiBody, build_request};
-
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        return;
-    }
-    let body = match serde_json::to_vec(&diagnostic) {
-        Ok(body) => body,
-        Err(_) => return,
-    };
-    let request = build_request()
-        .method("POST")
-        .uri("/2018-06-01/runtime/init/error")
-        .header("lambda-runtime-function-error-type", "Runtime.InitError")
-        .header("content-type", "application/json")
-        .body(ApiBody::from(body));
-    let Ok(request) = request else { return };
-    if let Err(error) = PooledClient::builder().build().call(request).await {
-        tracing::warn!(%error, "could not report the INIT error to the Runtime API");
-    }
+    let config = orders_lambda::init(api.name(), || LambdaConfig::from_env(api)).await?;
+    tracing::info!(function = api.name(), tables = ?config.tables, "configured");
+    Ok(config)
 }
 
 /// Serves `router` as this function's handler until the Runtime API stops sending events.

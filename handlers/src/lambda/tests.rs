@@ -750,31 +750,6 @@ fn the_query_api_needs_a_strong_cursor_key() {
 }
 
 #[test]
-fn log_config_follows_lambdas_advanced_logging_controls() {
-    let log = LogConfig::from_vars(vars(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]));
-    assert_eq!(log.format, LogFormat::Json);
-    assert_eq!(log.filter, "info");
-
-    let log = LogConfig::from_vars(vars(&[
-        ("AWS_LAMBDA_LOG_FORMAT", "Text"),
-        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
-        ("RUST_LOG", "trace"),
-    ]));
-    assert_eq!(log.format, LogFormat::Text);
-    assert_eq!(
-        log.filter, "debug",
-        "AWS_LAMBDA_LOG_LEVEL wins over RUST_LOG"
-    );
-
-    let log = LogConfig::from_vars(vars(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
-    assert_eq!(log.filter, "error");
-
-    let log = LogConfig::from_vars(vars(&[("RUST_LOG", "orders_handlers=debug,warn")]));
-    assert_eq!(log.filter, "orders_handlers=debug,warn");
-    assert_eq!(log.format, LogFormat::Text);
-}
-
-#[test]
 fn escaping_errors_become_diagnostics_with_meaningful_types() {
     let diagnostic = Diagnostic::from(ConfigError::MissingCursorKey);
     assert_eq!(diagnostic.error_type, "Orders.Config");

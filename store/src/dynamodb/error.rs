@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::StoreError;
+pub(super) use crate::aws::is_throttling;
+use crate::aws::{self, SdkFailure};
 
 /// `Retry-After` for throttling: DynamoDB's capacity recovers within about a second.
 pub(super) const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -15,84 +17,24 @@ pub(super) const UNREACHABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// `Retry-After` when transactions kept colliding: the contention is short-lived.
 pub(super) const CONTENDED_RETRY_AFTER: Duration = Duration::from_millis(200);
 
-/// Error codes (of a whole call, or of one transaction item's cancellation reason) that mean
-/// "throttled, try later".
-pub(super) fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
-        "ThrottlingException"
-            | "ThrottlingError"
-            | "Throttling"
-            | "ThrottledException"
-            | "RequestThrottled"
-            | "RequestThrottledException"
-            | "TooManyRequestsException"
-            | "ProvisionedThroughputExceeded"
-            | "ProvisionedThroughputExceededException"
-            | "RequestLimitExceeded"
-            | "LimitExceededException"
-            | "SlowDown"
-    )
-}
-
-/// Codes that mean DynamoDB itself failed or was busy, not that the request was wrong.
-fn is_transient(code: &str) -> bool {
-    matches!(
-        code,
-        "InternalServerError"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "ServiceUnavailableException"
-            // A non-transactional write that collided with an ongoing transaction.
-            | "TransactionConflictException"
-            // The SDK retried a transaction whose first attempt is still running.
-            | "TransactionInProgressException"
-    )
-}
-
 /// Maps any failed SDK call. `op` names the call for the message.
 pub(super) fn sdk_error<E>(op: &str, err: SdkError<E>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    // A service error says it best in its own code and message; the full context (with the
-    // raw response) is only needed when no answer came back.
-    let reason = match err.code() {
-        Some(code) => format!(
-            "DynamoDB {op}: {code}: {}",
-            err.message().unwrap_or("no message")
-        ),
-        None => format!("DynamoDB {op}: {}", DisplayErrorContext(&err)),
-    };
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable {
-                reason,
-                retry_after: UNREACHABLE_RETRY_AFTER,
-            }
-        }
-        SdkError::ServiceError(_) => {
-            let code = err.code().unwrap_or_default();
-            let server_error = err
-                .raw_response()
-                .is_some_and(|response| response.status().is_server_error());
-            if is_throttling(code) {
-                StoreError::Unavailable {
-                    reason,
-                    retry_after: THROTTLED_RETRY_AFTER,
-                }
-            } else if is_transient(code) || server_error {
-                StoreError::Unavailable {
-                    reason,
-                    retry_after: UNREACHABLE_RETRY_AFTER,
-                }
-            } else {
-                // ResourceNotFoundException (a missing table), ValidationException (a request
-                // we built wrongly), AccessDenied...: a bug or a misconfiguration.
-                StoreError::Internal(reason)
-            }
-        }
-        _ => StoreError::Internal(reason),
+    let reason = aws::describe(&format!("DynamoDB {op}"), &err);
+    match aws::classify(&err) {
+        SdkFailure::Throttled => StoreError::Unavailable {
+            reason,
+            retry_after: THROTTLED_RETRY_AFTER,
+        },
+        SdkFailure::Unavailable => StoreError::Unavailable {
+            reason,
+            retry_after: UNREACHABLE_RETRY_AFTER,
+        },
+        // ResourceNotFoundException (a missing table), ValidationException (a request we
+        // built wrongly), AccessDenied...: a bug or a misconfiguration.
+        SdkFailure::Rejected => StoreError::Internal(reason),
     }
 }
 

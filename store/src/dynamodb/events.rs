@@ -23,7 +23,7 @@
 //! A failed condition is definitive even when other items report a transaction conflict or
 //! throttling at the same time (a "mixed" cancellation): retrying could not make that
 //! condition hold, so the caller learns of the conflict at once instead of after the retries.
-//! Throttling of the call as a whole is retried by the SDK (see [`super::retry_config`]).
+//! Throttling of the call as a whole is retried by the SDK (see [`crate::aws`]).
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

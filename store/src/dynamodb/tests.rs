@@ -38,10 +38,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::events::{MAX_TRANSACTION_ACTIONS, MAX_TRANSACTION_ATTEMPTS};
-use super::{
-    DynamoStore, DynamoTables, SDK_MAX_ATTEMPTS, TableOutcome, create_tables, retry_config,
-    timeout_config,
-};
+use super::{DynamoStore, DynamoTables, TableOutcome, create_tables};
+use crate::aws::{SDK_MAX_ATTEMPTS, retry_config, timeout_config};
 use crate::contract::Backend;
 use crate::{
     AppendError, AppendRequest, EventMetadata, EventStore, IdempotencyKey, IdempotencyRecord,
@@ -1096,22 +1094,4 @@ fn tables_default_to_the_documented_names() {
     assert_eq!(tables.events, "orders-events");
     assert_eq!(tables.orders, "orders-read-model");
     assert_eq!(tables.idempotency, "orders-idempotency");
-}
-
-#[test]
-fn loopback_endpoints_are_recognised() {
-    for url in [
-        "http://localhost:8000",
-        "http://127.0.0.1:8000/",
-        "http://[::1]:8000",
-        "LOCALHOST",
-    ] {
-        assert!(super::is_loopback(url), "{url}");
-    }
-    for url in [
-        "https://dynamodb.eu-west-1.amazonaws.com",
-        "http://10.0.0.5:8000",
-    ] {
-        assert!(!super::is_loopback(url), "{url}");
-    }
 }

@@ -1,0 +1,6 @@
+//! The `publisher` Lambda: DESIGN §6 on the events table's DynamoDB stream.
+
+#[tokio::main]
+async fn main() -> Result<(), orders_projections::lambda::Error> {
+    orders_projections::lambda::run_publisher().await
+}
