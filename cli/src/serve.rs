@@ -4,9 +4,10 @@
 //! projector and the publisher tail the store's change feed in-process, each from its own
 //! checkpoint, and the publisher writes EventBridge-shaped entries to a JSON-lines file and
 //! to the `GET /local/bus` SSE feed. On DynamoDB (`--backend dynamodb`) the API runs on the
-//! three tables; the stream consumers are not part of this command yet, so the read model
-//! only moves when something else projects it, and `minVersion` reads stay correct because
-//! they fold the event store.
+//! three tables, and a local stream poller per consumer reads the events table's stream and
+//! calls the `projector` and `publisher` handler functions with the payloads Lambda would
+//! send (`orders_projections::poller`). The publisher sends to EventBridge with
+//! `--event-bus NAME`, else to the same local bus file and feed as on SQLite.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use orders_handlers::{ApiConfig, Stores, api_router};
-use orders_projections::LocalRuntime;
+use orders_projections::eventbridge::EventBridgeBus;
+use orders_projections::poller::{PollerConfig, StreamHandler, StreamPoller, StreamSource};
+use orders_projections::{
+    Bus, LocalBus, LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, Projector, Publisher,
+    PublisherConfig,
+};
 use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
 use orders_store::sqlite::SqliteStore;
 use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Where the events, the read model and the idempotency keys live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -57,6 +64,21 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERS_BUS_FILE")]
     bus_file: Option<PathBuf>,
 
+    /// EventBridge bus the publisher sends to (DynamoDB backend) [default: the local bus
+    /// file and /local/bus feed].
+    #[arg(long, env = "EVENT_BUS_NAME")]
+    event_bus: Option<String>,
+
+    /// EventBridge endpoint, e.g. a moto server's http://127.0.0.1:5000 [default: the AWS
+    /// SDK's (AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL, or AWS itself)].
+    #[arg(long, env = "ORDERS_EVENTBRIDGE_ENDPOINT_URL")]
+    eventbridge_endpoint_url: Option<String>,
+
+    /// Records per batch the stream poller hands each consumer (DynamoDB backend), 1-1000:
+    /// an event source mapping's BatchSize.
+    #[arg(long, env = "ORDERS_STREAM_BATCH_SIZE", default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    stream_batch_size: i32,
+
     /// Secret that signs pagination cursors [default: a random key kept in cursor.key next
     /// to --db, so cursors survive restarts].
     #[arg(long, env = "ORDERS_CURSOR_KEY", hide_env_values = true)]
@@ -89,16 +111,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let local = LocalRuntime::start(&store, &bus_file, args.event_source, stop_rx).await?;
             tracing::info!(db = %args.db.display(), bus_file = %bus_file.display(), "embedded store opened");
             let app = api_router(stores_of(store), config).merge(local.bus_router());
-            (app, Some(local))
+            (app, Some(Consumers::Feed(local)))
         }
         Backend::Dynamodb => {
             let tables = DynamoTables::from_env();
-            let store = DynamoStore::new(
-                dynamodb::client(args.endpoint_url.as_deref()).await,
-                tables.clone(),
+            let endpoint = args.endpoint_url.as_deref();
+            let store = DynamoStore::new(dynamodb::client(endpoint).await, tables.clone());
+            let (bus, local_bus): (Arc<dyn Bus>, Option<LocalBus>) = match &args.event_bus {
+                Some(_) => {
+                    let bus =
+                        EventBridgeBus::connect(args.eventbridge_endpoint_url.as_deref()).await;
+                    (Arc::new(bus), None)
+                }
+                None => {
+                    let bus_file = args.bus_file.unwrap_or_else(|| data_dir.join("bus.jsonl"));
+                    let bus = LocalBus::open(&bus_file).await.with_context(|| {
+                        format!("cannot open the bus file {}", bus_file.display())
+                    })?;
+                    (Arc::new(bus.clone()), Some(bus))
+                }
+            };
+            let source = StreamSource::connect(endpoint, tables.events.clone()).await;
+            source
+                .stream_arn()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("cannot read the events table's stream")?;
+            let consumers = spawn_stream_pollers(
+                source,
+                &store,
+                bus,
+                PublisherConfig {
+                    source: args.event_source,
+                    event_bus_name: args.event_bus.clone(),
+                    ..PublisherConfig::default()
+                },
+                args.stream_batch_size,
+                &stop_rx,
             );
-            tracing::info!(?tables, endpoint = ?args.endpoint_url, "using DynamoDB; the stream consumers do not run in this mode");
-            (api_router(stores_of(store), config), None)
+            tracing::info!(?tables, endpoint = ?args.endpoint_url, event_bus = ?args.event_bus, "using DynamoDB; polling the events stream");
+            let mut app = api_router(stores_of(store), config);
+            if let Some(bus) = &local_bus {
+                app = app.merge(orders_projections::router(bus.clone()));
+            }
+            (
+                app,
+                Some(Consumers::Stream {
+                    consumers,
+                    local_bus,
+                }),
+            )
         }
     };
 
@@ -109,7 +171,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The one line meant for a person (and for scripts that start us on port 0).
     println!("orders listening on http://{addr}");
 
-    let bus = local.as_ref().map(|local| local.bus().clone());
+    let bus = local.as_ref().and_then(Consumers::local_bus);
     let draining = async move {
         shutdown_signal().await;
         // Followers of /local/bus never hang up by themselves; end their streams so the
@@ -129,6 +191,77 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The projector and the publisher of this process.
+enum Consumers {
+    /// On SQLite: change-feed consumers and the local bus.
+    Feed(LocalRuntime),
+    /// On DynamoDB: one stream poller per consumer; the local bus unless `--event-bus`.
+    Stream {
+        consumers: Vec<JoinHandle<()>>,
+        local_bus: Option<LocalBus>,
+    },
+}
+
+impl Consumers {
+    fn local_bus(&self) -> Option<LocalBus> {
+        match self {
+            Consumers::Feed(local) => Some(local.bus().clone()),
+            Consumers::Stream { local_bus, .. } => local_bus.clone(),
+        }
+    }
+
+    /// Waits until they have stopped (set the stop flag first).
+    async fn stop(self) {
+        match self {
+            Consumers::Feed(local) => local.stop().await,
+            Consumers::Stream { consumers, .. } => {
+                for consumer in consumers {
+                    if let Err(error) = consumer.await {
+                        tracing::error!(%error, "a stream poller failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A poller for the projector and one for the publisher, each with its own shard positions,
+/// as two event source mappings on the stream.
+fn spawn_stream_pollers(
+    source: StreamSource,
+    store: &DynamoStore,
+    bus: Arc<dyn Bus>,
+    publisher: PublisherConfig,
+    batch_size: i32,
+    stop: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let store = Arc::new(store.clone());
+    let handlers: [(&str, Arc<dyn StreamHandler>); 2] = [
+        (
+            PROJECTOR_CONSUMER,
+            Arc::new(Projector::new(store.clone(), store)),
+        ),
+        (PUBLISHER_CONSUMER, Arc::new(Publisher::new(bus, publisher))),
+    ];
+    handlers
+        .into_iter()
+        .map(|(name, handler)| {
+            let mut config = PollerConfig::new(name);
+            config.batch_size = batch_size;
+            let poller = StreamPoller::new(source.clone(), config);
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                if let Err(error) = poller.run(handler, stopped).await {
+                    tracing::error!(consumer = name, %error, "the stream poller stopped");
+                }
+            })
+        })
+        .collect()
 }
 
 /// One store behind all three ports.
