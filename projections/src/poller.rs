@@ -115,9 +115,18 @@ impl StreamSource {
         let region = streams
             .region()
             .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+        let mut streams_config = aws_sdk_dynamodbstreams::config::Builder::from(&streams);
+        if endpoint_url.is_some() {
+            let http = streams
+                .http_client()
+                .unwrap_or_else(aws::default_http_client);
+            streams_config = streams_config.http_client(
+                aws_sdk_dynamodbstreams::config::SharedHttpClient::new(emulator::EmptyMapFix(http)),
+            );
+        }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
-            streams: StreamsClient::new(&streams),
+            streams: StreamsClient::from_conf(streams_config.build()),
             table: table.into(),
             region,
         }
@@ -454,4 +463,134 @@ fn item(
         })
         .unwrap_or_default()
         .into()
+}
+
+/// DynamoDB Local's Streams API renders an empty map attribute (`{"M": {}}`, e.g. the `data`
+/// of an `OrderConfirmed`) as a bare `{}`, which no SDK can parse. For endpoints other than
+/// AWS's, the Streams client's responses go through [`EmptyMapFix`], which restores `{"M": {}}`
+/// in the records' images before the SDK reads them. AWS itself never sends `{}` there.
+mod emulator {
+    use aws_sdk_dynamodbstreams::config::{HttpClient, RuntimeComponents, SharedHttpClient};
+    use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+    use aws_smithy_runtime_api::client::http::{
+        HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::byte_stream::ByteStream;
+    use serde_json::Value;
+
+    #[derive(Debug)]
+    pub(super) struct EmptyMapFix(pub(super) SharedHttpClient);
+
+    impl HttpClient for EmptyMapFix {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(FixingConnector(self.0.http_connector(settings, components)))
+        }
+
+        fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+            self.0.connector_metadata()
+        }
+    }
+
+    #[derive(Debug)]
+    struct FixingConnector(SharedHttpConnector);
+
+    impl HttpConnector for FixingConnector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let inner = self.0.clone();
+            HttpConnectorFuture::new(async move {
+                let mut response = inner.call(request).await?;
+                if !response.status().is_success() {
+                    return Ok(response);
+                }
+                let body = ByteStream::new(response.take_body())
+                    .collect()
+                    .await
+                    .map_err(|e| ConnectorError::io(Box::new(e)))?
+                    .into_bytes();
+                let mut json = serde_json::from_slice::<Value>(&body).ok();
+                let changed = json.as_mut().is_some_and(fix_records);
+                let fixed = match json.filter(|_| changed) {
+                    Some(json) => {
+                        // The body changed: its length and checksum headers no longer hold.
+                        response.headers_mut().remove("content-length");
+                        response.headers_mut().remove("x-amz-crc32");
+                        serde_json::to_vec(&json).expect("JSON re-encodes")
+                    }
+                    None => body.to_vec(),
+                };
+                *response.body_mut() = SdkBody::from(fixed);
+                Ok(response)
+            })
+        }
+    }
+
+    /// Restores empty maps in `Records[].dynamodb.{Keys,NewImage,OldImage}`; whether any was.
+    pub(super) fn fix_records(json: &mut Value) -> bool {
+        let Some(records) = json.get_mut("Records").and_then(Value::as_array_mut) else {
+            return false;
+        };
+        let mut fixed = false;
+        for record in records {
+            for image in ["Keys", "NewImage", "OldImage"] {
+                if let Some(Value::Object(attributes)) = record
+                    .get_mut("dynamodb")
+                    .and_then(|change| change.get_mut(image))
+                {
+                    for value in attributes.values_mut() {
+                        fixed |= fix_attribute(value);
+                    }
+                }
+            }
+        }
+        fixed
+    }
+
+    fn fix_attribute(value: &mut Value) -> bool {
+        let Value::Object(map) = value else {
+            return false;
+        };
+        if map.is_empty() {
+            *value = serde_json::json!({"M": {}});
+            return true;
+        }
+        let mut fixed = false;
+        if let Some(Value::Object(inner)) = map.get_mut("M") {
+            for v in inner.values_mut() {
+                fixed |= fix_attribute(v);
+            }
+        }
+        if let Some(Value::Array(items)) = map.get_mut("L") {
+            for v in items {
+                fixed |= fix_attribute(v);
+            }
+        }
+        fixed
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde_json::json;
+
+        #[test]
+        fn empty_maps_in_images_are_restored_at_any_depth() {
+            let mut body = json!({"Records": [{"dynamodb": {
+                "Keys": {"orderId": {"S": "o"}},
+                "NewImage": {"data": {}, "meta": {"M": {"x": {}, "l": {"L": [{}]}}}}
+            }}]});
+            assert!(super::fix_records(&mut body));
+            assert_eq!(
+                body["Records"][0]["dynamodb"]["NewImage"],
+                json!({"data": {"M": {}}, "meta": {"M": {"x": {"M": {}}, "l": {"L": [{"M": {}}]}}}})
+            );
+            let mut clean = json!({"Records": [{"dynamodb": {"NewImage": {"data": {"M": {}}}}}]});
+            assert!(!super::fix_records(&mut clean));
+        }
+    }
 }

@@ -168,6 +168,15 @@ fn is_transient(code: &str) -> bool {
     )
 }
 
+/// The SDK's own default HTTPS client (hyper, rustls with aws-lc, the platform's roots), for
+/// wrapping where a configuration has none of its own.
+pub fn default_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .build_https()
+}
+
 fn is_loopback(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let host = rest.split(['/', '?']).next().unwrap_or_default();

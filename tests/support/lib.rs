@@ -2,6 +2,7 @@
 
 pub mod apigw_events;
 pub mod runtime_api;
+pub mod streams;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
