@@ -25,7 +25,7 @@ use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::{EventStore, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
 use orders_tests::streams::*;
-use orders_tests::{create_unique_tables, dynamodb_endpoint, eventually, new_order};
+use orders_tests::{create_unique_tables, dynamodb_endpoint, new_order};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
