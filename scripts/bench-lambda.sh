@@ -4,6 +4,6 @@
 # overhead. Extra arguments go to lambda-bench (see --help). Zip sizes: scripts/package-lambdas.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p orders-handlers -p orders-tests --bins
+cargo build --release --locked -p orders-handlers -p orders-projections -p orders-tests --bins
 ./scripts/dynamodb-local.sh install
 exec ./scripts/dynamodb-local.sh with ./target/release/lambda-bench "$@"

@@ -4,8 +4,8 @@
 #   ./scripts/package-lambdas.sh            build and zip every Lambda binary of the workspace
 #   ./scripts/package-lambdas.sh --install  only install the tools (cargo-lambda, zig, the target)
 #
-# Output: target/lambda/<bin>/bootstrap.zip for command-api and query-api, and for projector and
-# publisher once those binaries exist. Tools, installed when missing:
+# Output: target/lambda/<bin>/bootstrap.zip for command-api, query-api, projector and publisher.
+# Tools, installed when missing:
 #   - cargo-lambda from PyPI (pip), which brings zig (PyPI `ziglang`) as the cross linker;
 #   - the Rust standard library for aarch64-unknown-linux-gnu (rustup target add).
 set -euo pipefail
@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 TARGET=aarch64-unknown-linux-gnu
-REQUIRED_BINS=(command-api query-api)
-OPTIONAL_BINS=(projector publisher)
+REQUIRED_BINS=(command-api query-api projector publisher)
 ZIP_LIMIT=4000000 # the issue's target: each zipped bootstrap ≤ 4 MB
 
 say() { printf 'package-lambdas: %s\n' "$*" >&2; }
@@ -80,9 +79,6 @@ bins=()
 for bin in "${REQUIRED_BINS[@]}"; do
     [[ -n ${package_of[$bin]:-} ]] || die "the workspace has no binary '$bin' (binaries: ${!package_of[*]})"
     bins+=("$bin")
-done
-for bin in "${OPTIONAL_BINS[@]}"; do
-    if [[ -n ${package_of[$bin]:-} ]]; then bins+=("$bin"); fi
 done
 
 # Select the functions' own packages: cargo unifies features over every selected package, and

@@ -1,6 +1,6 @@
 //! `lambda-bench`: the Lambda figures of the README (a benchmark, not a timed test).
 //!
-//! 1. INIT of each API bootstrap: process start -> its first `GET /invocation/next` on a local
+//! 1. INIT of each bootstrap (the APIs, the projector, the publisher): process start -> its first `GET /invocation/next` on a local
 //!    Runtime API, against a hello-world `lambda_runtime` bootstrap (`lambda-hello`) of the same
 //!    build; the runs are interleaved and the median is reported.
 //! 2. Append (`POST /orders`) and get (`GET /orders/{id}`) latency on DynamoDB Local, through
@@ -87,8 +87,15 @@ async fn main() {
         .collect();
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.clone()));
     env.push(("CURSOR_KEY".into(), CURSOR_KEY.into()));
+    env.push(("EVENT_BUS_NAME".into(), "bench-bus".into()));
     env.extend(args.function_env.iter().cloned());
-    let bins = ["lambda-hello", "command-api", "query-api"];
+    let bins = [
+        "lambda-hello",
+        "command-api",
+        "query-api",
+        "projector",
+        "publisher",
+    ];
     let mut inits: HashMap<&str, Vec<Duration>> = HashMap::new();
     let mut firsts: HashMap<&str, Vec<Duration>> = HashMap::new();
     for _ in 0..args.init_runs {
@@ -211,6 +218,8 @@ async fn cold_start(bin: &str, env: &[(String, String)]) -> (Duration, Duration)
             &[],
             None,
         ),
+        // A stream batch with no records: the handler's own work, no I/O.
+        "projector" | "publisher" => serde_json::json!({"Records": []}),
         _ => serde_json::json!({}),
     };
     let queued = Instant::now();
@@ -221,7 +230,13 @@ async fn cold_start(bin: &str, env: &[(String, String)]) -> (Duration, Duration)
     let Outcome::Response(response) = outcome else {
         panic!("{bin}'s first invocation failed: {outcome:?}");
     };
-    if bin != "lambda-hello" {
+    if bin == "projector" || bin == "publisher" {
+        assert_eq!(
+            response["batchItemFailures"],
+            serde_json::json!([]),
+            "{bin}: {response}"
+        );
+    } else if bin != "lambda-hello" {
         let expected = if bin == "command-api" { 201 } else { 404 };
         assert_eq!(response["statusCode"], expected, "{bin}: {response}");
     }
