@@ -35,17 +35,13 @@ pub enum StreamError {
 /// The stored events of a batch's `INSERT` records, up to the first undecodable record.
 #[derive(Debug, Default)]
 pub struct DecodedBatch {
-    /// Each event with the index of its record in the batch, in record order.
-    pub events: Vec<(usize, StoredEvent)>,
+    /// The events, in record order.
+    pub events: Vec<StoredEvent>,
+    /// For each event, the index of its record in the batch.
+    pub records: Vec<usize>,
     /// The first record that could not be decoded: its index and why. The records after it
     /// are left for the retry that starts at it.
     pub undecodable: Option<(usize, String)>,
-}
-
-impl DecodedBatch {
-    pub fn stored_events(&self) -> Vec<StoredEvent> {
-        self.events.iter().map(|(_, event)| event.clone()).collect()
-    }
 }
 
 /// Decodes a batch (see the module docs).
@@ -54,7 +50,10 @@ pub fn decode(event: &DynamoDbEvent) -> DecodedBatch {
     for (index, record) in event.records.iter().enumerate() {
         match record.event_name.as_str() {
             "INSERT" => match decode_record(record) {
-                Ok(stored) => batch.events.push((index, stored)),
+                Ok(stored) => {
+                    batch.events.push(stored);
+                    batch.records.push(index);
+                }
                 Err(error) => {
                     tracing::error!(
                         eventID = %record.event_id,
@@ -117,10 +116,10 @@ pub async fn project(
     event: &DynamoDbEvent,
 ) -> Result<DynamoDbEventResponse, StreamError> {
     let batch = decode(event);
-    let outcome = projector.apply_batch(&batch.stored_events()).await;
-    let failed_event = outcome.first_failure().map(|i| batch.events[i].0);
+    let outcome = projector.apply_batch(&batch.events).await;
+    let failed_event = outcome.first_failure().map(|i| batch.records[i]);
     for (i, error) in outcome.failures().take(1) {
-        tracing::warn!(record = batch.events[i].0, %error, "batch not fully projected");
+        tracing::warn!(record = batch.records[i], %error, "batch not fully projected");
     }
     batch_response(event, lowest(failed_event, &batch))
 }
@@ -131,9 +130,9 @@ pub async fn publish(
     event: &DynamoDbEvent,
 ) -> Result<DynamoDbEventResponse, StreamError> {
     let batch = decode(event);
-    let failed_event = match publisher.publish(&batch.stored_events()).await {
+    let failed_event = match publisher.publish(&batch.events).await {
         Ok(()) => None,
-        Err(error) => Some(batch.events[error.first_failure()].0),
+        Err(error) => Some(batch.records[error.first_failure()]),
     };
     batch_response(event, lowest(failed_event, &batch))
 }

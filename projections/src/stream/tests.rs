@@ -53,8 +53,8 @@ async fn the_canonical_aws_sample_shape_carrying_our_items_decodes() {
     assert!(batch.undecodable.is_none());
     // The REMOVE record is logged and skipped.
     assert_eq!(batch.events.len(), 2);
-    let (index, created) = &batch.events[0];
-    assert_eq!(*index, 0);
+    let (index, created) = (batch.records[0], &batch.events[0]);
+    assert_eq!(index, 0);
     assert_eq!(
         created.order_id,
         OrderId::parse("01936b2e-7a1c-7cc4-9a4e-4d5b7c0f3e21").unwrap()
@@ -69,7 +69,7 @@ async fn the_canonical_aws_sample_shape_carrying_our_items_decodes() {
     };
     assert_eq!(serde_json::to_value(total).unwrap(), json!(2800));
     assert_eq!(
-        batch.events[1].1.decode().unwrap().map(|event| event.data),
+        batch.events[1].decode().unwrap().map(|event| event.data),
         Some(EventData::OrderConfirmed)
     );
 
