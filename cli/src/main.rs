@@ -1,6 +1,9 @@
 //! `orders`: the local runtime and operator tools.
 
+mod replay;
 mod serve;
+mod signal;
+mod store_args;
 mod tables;
 mod telemetry;
 
@@ -26,6 +29,11 @@ enum Command {
     /// Run the command and query API, the projector and the publisher in one process, on an
     /// embedded SQLite file.
     Serve(serve::ServeArgs),
+    /// Rebuild, verify or repair the read model from the event store: all orders or one,
+    /// into the live table or a shadow table. Exit status: 0 done or clean, 1 drift found
+    /// (--verify), 2 bad input (nothing written), 3 failed, 130 interrupted (checkpoint saved;
+    /// continue with --resume).
+    Replay(replay::ReplayArgs),
     /// Manage the DynamoDB tables.
     #[command(subcommand)]
     Tables(tables::TablesCommand),
@@ -36,6 +44,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let result = match cli.command {
+        Command::Replay(args) => return replay::main(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Tables(command) => tables::run(command).await,
     };

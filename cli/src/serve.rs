@@ -21,36 +21,19 @@ use orders_projections::{
     Bus, LocalBus, LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, Projector, Publisher,
     PublisherConfig,
 };
-use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
-use orders_store::sqlite::SqliteStore;
+use orders_store::dynamodb::{self, DynamoStore};
+use orders_store::sqlite::{SqliteOptions, SqliteStore};
 use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Where the events, the read model and the idempotency keys live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// One embedded SQLite file (`--db`).
-    Sqlite,
-    /// The DynamoDB tables named by EVENTS_TABLE, ORDERS_TABLE and IDEMPOTENCY_TABLE.
-    Dynamodb,
-}
+use crate::store_args::{Backend, StoreArgs};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Storage backend.
-    #[arg(long, env = "ORDERS_BACKEND", value_enum, default_value_t = Backend::Sqlite)]
-    backend: Backend,
-
-    /// DynamoDB endpoint, e.g. DynamoDB Local's http://127.0.0.1:8000 [default: the AWS SDK's
-    /// (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, or AWS itself)].
-    #[arg(long, env = "ORDERS_ENDPOINT_URL")]
-    endpoint_url: Option<String>,
-
-    /// SQLite database file; created, with its directory, if missing.
-    #[arg(long, env = "ORDERS_DB", default_value = "./.orders/orders.db")]
-    db: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
 
     /// Address for the command and query API (port 0 picks a free port).
     #[arg(long, env = "ORDERS_ADDR", default_value = "127.0.0.1:3000")]
@@ -87,6 +70,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args
+        .store
         .db
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -103,19 +87,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (app, local) = match args.backend {
+    let (app, local) = match args.store.backend {
         Backend::Sqlite => {
-            let store = SqliteStore::open(&args.db)
-                .with_context(|| format!("cannot open the database {}", args.db.display()))?;
+            let db = &args.store.db;
+            let options = SqliteOptions {
+                read_model_table: args.store.live_table(),
+                create_read_model: false,
+            };
+            let store = SqliteStore::open_with(db, options)
+                .with_context(|| format!("cannot open the database {}", db.display()))?;
             let bus_file = args.bus_file.unwrap_or_else(|| data_dir.join("bus.jsonl"));
             let local = LocalRuntime::start(&store, &bus_file, args.event_source, stop_rx).await?;
-            tracing::info!(db = %args.db.display(), bus_file = %bus_file.display(), "embedded store opened");
+            tracing::info!(db = %db.display(), read_model = %store.read_model_table(), bus_file = %bus_file.display(), "embedded store opened");
             let app = api_router(stores_of(store), config).merge(local.bus_router());
             (app, Some(Consumers::Feed(local)))
         }
         Backend::Dynamodb => {
-            let tables = DynamoTables::from_env();
-            let endpoint = args.endpoint_url.as_deref();
+            let tables = args.store.dynamo_tables();
+            let endpoint = args.store.endpoint_url.as_deref();
             let store = DynamoStore::new(dynamodb::client(endpoint).await, tables.clone());
             let (bus, local_bus): (Arc<dyn Bus>, Option<LocalBus>) = match &args.event_bus {
                 Some(_) => {
@@ -149,7 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 args.stream_batch_size,
                 &stop_rx,
             );
-            tracing::info!(?tables, endpoint = ?args.endpoint_url, event_bus = ?args.event_bus, "using DynamoDB; polling the events stream");
+            tracing::info!(?tables, endpoint = ?args.store.endpoint_url, event_bus = ?args.event_bus, "using DynamoDB; polling the events stream");
             let mut app = api_router(stores_of(store), config);
             if let Some(bus) = &local_bus {
                 app = app.merge(orders_projections::router(bus.clone()));
@@ -173,7 +162,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let bus = local.as_ref().and_then(Consumers::local_bus);
     let draining = async move {
-        shutdown_signal().await;
+        crate::signal::shutdown_requested().await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
         // Followers of /local/bus never hang up by themselves; end their streams so the
         // drain below only waits for real requests.
         if let Some(bus) = bus {
@@ -274,32 +264,6 @@ where
         idempotency: Arc::new(store.clone()),
         read_model: Arc::new(store),
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
 fn load_or_create_cursor_key(path: &Path) -> anyhow::Result<Vec<u8>> {

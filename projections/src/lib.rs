@@ -12,6 +12,8 @@
 //! - [`stream`]: DynamoDB Streams batches in, partial batch responses out: the handler
 //!   functions of the `projector` and `publisher` Lambdas ([`lambda`], `src/bin/`).
 //! - [`eventbridge`]: the [`Bus`] on EventBridge.
+//! - [`replay`]: rebuilds or verifies the read model from the whole event store
+//!   (`orders replay`).
 //! - [`poller`]: reads the events table's stream and calls the same handler functions with
 //!   the same payloads, as an event source mapping would: `orders serve --backend dynamodb`.
 
@@ -24,6 +26,7 @@ pub mod local_bus;
 pub mod poller;
 pub mod projector;
 pub mod publisher;
+pub mod replay;
 pub mod stream;
 #[cfg(test)]
 mod test_support;

@@ -193,17 +193,7 @@ impl Projector {
     async fn fold_history(&self, event: &StoredEvent) -> Result<OrderState, ProjectionError> {
         let order_id = event.order_id;
         let history = self.events.load(order_id, None).await?;
-        let mut state = OrderState::default();
-        for stored in &history {
-            if stored.version != state.version + 1 {
-                return Err(ProjectionError::BrokenHistory {
-                    order_id,
-                    expected: state.version + 1,
-                    found: stored.version,
-                });
-            }
-            state = fold_event(state, stored)?;
-        }
+        let state = fold_history(order_id, &history)?;
         if state.version < event.version {
             return Err(ProjectionError::StoreBehind {
                 order_id,
@@ -407,7 +397,30 @@ struct FastPathFailed(Vec<Vec<usize>>);
 
 /// Folds one stored event into a state, through the upcaster. An unknown event type only
 /// advances the version; an undecodable payload is an error.
-fn fold_event(state: OrderState, event: &StoredEvent) -> Result<OrderState, ProjectionError> {
+/// Folds an order's whole history, as the event store returned it, checking that it runs
+/// `1, 2, 3, ...`.
+pub(crate) fn fold_history(
+    order_id: OrderId,
+    history: &[StoredEvent],
+) -> Result<OrderState, ProjectionError> {
+    let mut state = OrderState::default();
+    for stored in history {
+        if stored.version != state.version + 1 {
+            return Err(ProjectionError::BrokenHistory {
+                order_id,
+                expected: state.version + 1,
+                found: stored.version,
+            });
+        }
+        state = fold_event(state, stored)?;
+    }
+    Ok(state)
+}
+
+pub(crate) fn fold_event(
+    state: OrderState,
+    event: &StoredEvent,
+) -> Result<OrderState, ProjectionError> {
     orders_store::fold(state, [event]).map_err(|source| decode_error(event, source))
 }
 

@@ -3,6 +3,7 @@
 //! - [`EventStore`]: the append-only log of [`StoredEvent`]s, one stream per order.
 //! - [`IdempotencyStore`]: the first response to each `Idempotency-Key`.
 //! - [`ReadModelStore`]: the [`OrderView`]s the projector maintains, with listings.
+//! - [`EventScan`] and [`ReadModelScan`]: both read whole, in parallel parts, for rebuilds.
 //! - [`ChangeFeed`] and [`CheckpointStore`]: the embedded change feed and its consumers'
 //!   positions (DynamoDB Streams plays this role on AWS).
 //!
@@ -18,12 +19,14 @@ mod envelope;
 mod ports;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod table_name;
 mod view;
 
 pub use envelope::{EventMetadata, FeedEntry, StoredEvent, fold};
 pub use ports::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventStore,
-    IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, Page, PageKey,
-    PutOutcome, ReadModelStore, StoreError,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventKey, EventScan,
+    EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, Page,
+    PageKey, PutOutcome, ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError,
 };
+pub use table_name::TableName;
 pub use view::OrderView;

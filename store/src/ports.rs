@@ -220,3 +220,96 @@ pub trait CheckpointStore: Send + Sync {
     async fn load_checkpoint(&self, consumer: &str) -> Result<u64, StoreError>;
     async fn save_checkpoint(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
 }
+
+/// Where a rebuild's scan of the event log stands: the key of the last event read. A scan
+/// resumes strictly after it; any event's key will do, which is what lets a replay checkpoint
+/// at an order boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventKey {
+    pub order_id: OrderId,
+    pub version: u64,
+}
+
+impl EventKey {
+    pub fn of(event: &StoredEvent) -> Self {
+        Self {
+            order_id: event.order_id,
+            version: event.version,
+        }
+    }
+}
+
+/// One of the disjoint parts a rebuild scan is split into, so that parts can be read in
+/// parallel. Every order falls wholly in one part, in the event log and in the read model alike.
+/// DynamoDB reads part `index` of `total` with `Segment`/`TotalSegments` (its own hash split of
+/// the keys); SQLite reads the order ids in `[from, to)` (bounds fixed when the scan is planned,
+/// so that a resumed scan reads the same parts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanSegment {
+    pub index: u32,
+    pub total: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<OrderId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<OrderId>,
+}
+
+/// A page of a scan: items, and where the next page starts (`None` when the part is done).
+/// A page may be empty and still have a next page (DynamoDB stops at 1 MB read, matched or not).
+#[derive(Debug, Clone)]
+pub struct ScanPage<T, K> {
+    pub items: Vec<T>,
+    pub next: Option<K>,
+}
+
+/// The event log read whole, for rebuilds (`orders replay`).
+///
+/// Within a part, a scan returns each order's events together and in version order on both
+/// backends (DynamoDB keeps a partition's items in sort-key order; SQLite reads its
+/// (order_id, version) index). Callers must still check, not assume: see the replay engine.
+#[async_trait]
+pub trait EventScan: Send + Sync {
+    /// Splits the log into `total` parts (at least 1).
+    async fn plan_scan(&self, total: u32) -> Result<Vec<ScanSegment>, StoreError>;
+
+    /// Up to `limit` events of `segment` after `after`, in (order, version) order.
+    async fn scan_events(
+        &self,
+        segment: &ScanSegment,
+        after: Option<EventKey>,
+        limit: usize,
+    ) -> Result<ScanPage<StoredEvent, EventKey>, StoreError>;
+
+    /// Roughly how many events the log holds, for progress estimates (DynamoDB's item count is
+    /// refreshed about every six hours). `None` if the backend cannot tell.
+    async fn estimated_events(&self) -> Result<Option<u64>, StoreError>;
+
+    /// Which of `order_ids` have any event.
+    async fn orders_with_events(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<std::collections::HashSet<OrderId>, StoreError>;
+}
+
+/// The read model read whole, and its one destructive write, for rebuilds.
+#[async_trait]
+pub trait ReadModelScan: Send + Sync {
+    /// Up to `limit` views of `segment` (a part planned by [`EventScan::plan_scan`]) after the
+    /// order `after`.
+    async fn scan_views(
+        &self,
+        segment: &ScanSegment,
+        after: Option<OrderId>,
+        limit: usize,
+    ) -> Result<ScanPage<OrderView, OrderId>, StoreError>;
+
+    /// Deletes the view of `order_id` only if it is at `expected_version` (a view with no
+    /// events behind it: an orphan).
+    async fn delete(
+        &self,
+        order_id: OrderId,
+        expected_version: u64,
+    ) -> Result<PutOutcome, StoreError>;
+}

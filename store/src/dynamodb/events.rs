@@ -126,7 +126,7 @@ fn validate(request: &AppendRequest) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn event_key(order_id: OrderId, version: u64) -> Item {
+pub(super) fn event_key(order_id: OrderId, version: u64) -> Item {
     Item::from([
         ("orderId".to_owned(), s(order_id.to_string())),
         ("version".to_owned(), n(version)),
@@ -157,7 +157,7 @@ pub(super) fn event_item(event: &StoredEvent) -> Result<Item, StoreError> {
     })
 }
 
-fn decode_event(item: Item) -> Result<StoredEvent, StoreError> {
+pub(super) fn decode_event(item: Item) -> Result<StoredEvent, StoreError> {
     serde_dynamo::from_item(item)
         .map_err(|err| StoreError::Corrupt(format!("an events item does not decode: {err}")))
 }

@@ -20,6 +20,7 @@
 mod error;
 mod events;
 mod read_model;
+mod scan;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -31,11 +32,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use orders_domain::{OrderId, Timestamp};
 
-pub use self::tables::{TableOutcome, TableStatus, create_tables};
+pub use self::tables::{
+    TableOutcome, TableStatus, create_read_model_table, create_tables, table_exists,
+};
 use crate::{
-    AppendError, AppendRequest, ConditionalPut, EventStore, IdempotencyKey, IdempotencyRecord,
-    IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelStore, StoreError,
-    StoredEvent,
+    AppendError, AppendRequest, ConditionalPut, EventKey, EventScan, EventStore, IdempotencyKey,
+    IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelScan,
+    ReadModelStore, ScanPage, ScanSegment, StoreError, StoredEvent,
 };
 
 /// The three table names.
@@ -171,5 +174,67 @@ impl ReadModelStore for DynamoStore {
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         read_model::list(&self.client, &self.tables.orders, query).await
+    }
+}
+
+#[async_trait]
+impl EventScan for DynamoStore {
+    /// DynamoDB splits the key space itself: part `i` of `total` is `Segment = i`.
+    async fn plan_scan(&self, total: u32) -> Result<Vec<ScanSegment>, StoreError> {
+        let total = total.max(1);
+        Ok((0..total)
+            .map(|index| ScanSegment {
+                index,
+                total,
+                from: None,
+                to: None,
+            })
+            .collect())
+    }
+
+    async fn scan_events(
+        &self,
+        segment: &ScanSegment,
+        after: Option<EventKey>,
+        limit: usize,
+    ) -> Result<ScanPage<StoredEvent, EventKey>, StoreError> {
+        scan::scan_events(&self.client, &self.tables.events, segment, after, limit).await
+    }
+
+    async fn estimated_events(&self) -> Result<Option<u64>, StoreError> {
+        scan::item_count(&self.client, &self.tables.events).await
+    }
+
+    async fn orders_with_events(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<std::collections::HashSet<OrderId>, StoreError> {
+        scan::orders_with_events(&self.client, &self.tables.events, order_ids).await
+    }
+}
+
+#[async_trait]
+impl ReadModelScan for DynamoStore {
+    async fn scan_views(
+        &self,
+        segment: &ScanSegment,
+        after: Option<OrderId>,
+        limit: usize,
+    ) -> Result<ScanPage<OrderView, OrderId>, StoreError> {
+        scan::scan_views(&self.client, &self.tables.orders, segment, after, limit).await
+    }
+
+    async fn delete(
+        &self,
+        order_id: OrderId,
+        expected_version: u64,
+    ) -> Result<PutOutcome, StoreError> {
+        scan::delete_view(
+            &self.client,
+            &self.tables.orders,
+            order_id,
+            expected_version,
+        )
+        .await
     }
 }

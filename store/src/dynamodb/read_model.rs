@@ -24,7 +24,7 @@ const PUT_CONCURRENCY: usize = 16;
 pub(super) const BY_CUSTOMER: &str = "byCustomer";
 pub(super) const BY_STATUS: &str = "byStatus";
 
-fn key(order_id: OrderId) -> Item {
+pub(super) fn key(order_id: OrderId) -> Item {
     Item::from([("orderId".to_owned(), s(order_id.to_string()))])
 }
 
@@ -37,7 +37,7 @@ fn view_item(view: &OrderView) -> Result<Item, StoreError> {
     })
 }
 
-fn decode_view(item: Item) -> Result<OrderView, StoreError> {
+pub(super) fn decode_view(item: Item) -> Result<OrderView, StoreError> {
     serde_dynamo::from_item(item)
         .map_err(|err| StoreError::Corrupt(format!("an orders item does not decode: {err}")))
 }
@@ -65,15 +65,32 @@ pub(super) async fn get_many(
     order_ids: &[OrderId],
 ) -> Result<HashMap<OrderId, OrderView>, StoreError> {
     let mut seen = HashSet::new();
-    let unique: Vec<OrderId> = order_ids
+    let keys = order_ids
         .iter()
-        .copied()
-        .filter(|id| seen.insert(*id))
+        .filter(|id| seen.insert(**id))
+        .map(|&id| key(id))
         .collect();
-    let mut views = HashMap::with_capacity(unique.len());
-    for chunk in unique.chunks(BATCH_GET_KEYS) {
+    batch_get(client, table, keys, None)
+        .await?
+        .into_iter()
+        .map(|item| decode_view(item).map(|view| (view.order_id, view)))
+        .collect()
+}
+
+/// The items of `keys` (distinct) that exist: `BatchGetItem` in chunks of 100 keys, strongly
+/// consistent, with only the `projection` attributes if given; unprocessed keys (throttling)
+/// are retried with backoff a bounded number of times.
+pub(super) async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(BATCH_GET_KEYS) {
         let mut pending = KeysAndAttributes::builder()
-            .set_keys(Some(chunk.iter().map(|&id| key(id)).collect()))
+            .set_keys(Some(chunk.to_vec()))
+            .set_projection_expression(projection.map(str::to_owned))
             .consistent_read(true)
             .build()
             .map_err(internal)?;
@@ -86,14 +103,12 @@ pub(super) async fn get_many(
                 .send()
                 .await
                 .map_err(|err| sdk_error("BatchGetItem", err))?;
-            let items = output
-                .responses
-                .and_then(|mut tables| tables.remove(table))
-                .unwrap_or_default();
-            for item in items {
-                let view = decode_view(item)?;
-                views.insert(view.order_id, view);
-            }
+            found.extend(
+                output
+                    .responses
+                    .and_then(|mut tables| tables.remove(table))
+                    .unwrap_or_default(),
+            );
             match output
                 .unprocessed_keys
                 .and_then(|mut tables| tables.remove(table))
@@ -116,7 +131,7 @@ pub(super) async fn get_many(
             }
         }
     }
-    Ok(views)
+    Ok(found)
 }
 
 /// A `PutItem` conditional on the stored view's version (`None`: no stored view).

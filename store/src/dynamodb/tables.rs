@@ -93,6 +93,17 @@ pub async fn create_tables(
     Ok(statuses)
 }
 
+/// Creates a read-model table (key `orderId`, both GSIs) named `name` if it is missing, e.g. a
+/// shadow that `orders replay --into` fills, and waits until it is ACTIVE.
+pub async fn create_read_model_table(
+    client: &Client,
+    name: &str,
+) -> Result<TableStatus, StoreError> {
+    let status = ensure_table(client, name, Kind::Orders).await?;
+    tracing::info!(table = %name, "{status}");
+    Ok(status)
+}
+
 async fn ensure_table(client: &Client, name: &str, kind: Kind) -> Result<TableStatus, StoreError> {
     let outcome = if describe(client, name).await?.is_some() {
         TableOutcome::AlreadyExisted
@@ -164,6 +175,11 @@ fn orders_attributes() -> Result<Vec<AttributeDefinition>, StoreError> {
         .into_iter()
         .map(|name| attribute(name, ScalarAttributeType::S))
         .collect()
+}
+
+/// Whether the table `name` exists (in any status).
+pub async fn table_exists(client: &Client, name: &str) -> Result<bool, StoreError> {
+    Ok(describe(client, name).await?.is_some())
 }
 
 async fn describe(client: &Client, name: &str) -> Result<Option<TableDescription>, StoreError> {

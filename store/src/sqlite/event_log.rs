@@ -2,14 +2,16 @@
 //! idempotency lookups. Plain synchronous functions over a connection; `mod.rs` decides which
 //! connection and thread they run on.
 
+use std::collections::HashSet;
+
 use orders_domain::{OrderId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::error::{SqlResultExt, from_sql_int, is_unique_violation, store_error, to_sql_int};
 use crate::{
-    AppendError, AppendRequest, EventMetadata, FeedEntry, IdempotencyKey, IdempotencyRecord,
-    StoreError, StoredEvent,
+    AppendError, AppendRequest, EventKey, EventMetadata, FeedEntry, IdempotencyKey,
+    IdempotencyRecord, ScanPage, ScanSegment, StoreError, StoredEvent,
 };
 
 const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE order_id = ?1";
@@ -290,4 +292,106 @@ pub(super) fn decode_json<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, StoreError> {
     serde_json::from_str(raw).map_err(|err| StoreError::Corrupt(format!("stored {what}: {err}")))
+}
+
+/// Key bounds that sort before and after every canonical (lowercase, hyphenated) order id.
+const FIRST_KEY: &str = "";
+const PAST_LAST_KEY: &str = "~";
+
+/// The `[from, to)` order-id range of a planned segment, as SQL text bounds.
+pub(super) fn key_range(segment: &ScanSegment) -> (String, String) {
+    (
+        segment
+            .from
+            .map_or_else(|| FIRST_KEY.to_owned(), |id| id.to_string()),
+        segment
+            .to
+            .map_or_else(|| PAST_LAST_KEY.to_owned(), |id| id.to_string()),
+    )
+}
+
+/// Splits the orders into `total` ranges of about equal order counts, by the ids of their
+/// first events (a walk of the (order_id, version) index).
+pub(super) fn plan_scan(conn: &Connection, total: u32) -> Result<Vec<ScanSegment>, StoreError> {
+    let total = total.max(1);
+    let orders: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events WHERE version = 1", [], |row| {
+            row.get(0)
+        })
+        .db()?;
+    let mut bounds: Vec<Option<OrderId>> = vec![None];
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT order_id FROM events WHERE version = 1 ORDER BY order_id LIMIT 1 OFFSET ?1",
+        )
+        .db()?;
+    for k in 1..i64::from(total) {
+        let offset = orders * k / i64::from(total);
+        let id: Option<String> = stmt.query_row([offset], |row| row.get(0)).optional().db()?;
+        bounds.push(id.as_deref().map(parse_order_id).transpose()?);
+    }
+    bounds.push(None);
+    Ok((0..total)
+        .map(|index| ScanSegment {
+            index,
+            total,
+            from: bounds[index as usize],
+            to: bounds[index as usize + 1],
+        })
+        .collect())
+}
+
+/// Up to `limit` events of the segment's order range after `after`, in (order_id, version)
+/// order: a range read of the UNIQUE (order_id, version) index.
+pub(super) fn scan_events(
+    conn: &Connection,
+    segment: &ScanSegment,
+    after: Option<EventKey>,
+    limit: usize,
+) -> Result<ScanPage<StoredEvent, EventKey>, StoreError> {
+    let (from, to) = key_range(segment);
+    let (after_id, after_version) = match after {
+        Some(key) => (
+            key.order_id.to_string(),
+            to_sql_int(key.version, "version")?,
+        ),
+        None => (FIRST_KEY.to_owned(), 0),
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (order_id, version) > (?1, ?2) AND order_id >= ?3 AND order_id < ?4 \
+             ORDER BY order_id, version LIMIT ?5"
+        ))
+        .db()?;
+    let mut rows = stmt
+        .query(params![after_id, after_version, from, to, limit as i64])
+        .db()?;
+    let mut events = Vec::with_capacity(limit);
+    while let Some(row) = rows.next().db()? {
+        events.push(decode_event(row, 0)?);
+    }
+    let next = (events.len() == limit)
+        .then(|| events.last().map(EventKey::of))
+        .flatten();
+    Ok(ScanPage {
+        items: events,
+        next,
+    })
+}
+
+pub(super) fn orders_with_events(
+    conn: &Connection,
+    order_ids: &[OrderId],
+) -> Result<HashSet<OrderId>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM events WHERE order_id = ?1 AND version = 1")
+        .db()?;
+    let mut found = HashSet::new();
+    for &order_id in order_ids {
+        if stmt.exists([order_id.to_string()]).db()? {
+            found.insert(order_id);
+        }
+    }
+    Ok(found)
 }

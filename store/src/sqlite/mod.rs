@@ -10,7 +10,9 @@
 //!   consistent snapshot while the writer commits, so queries never wait behind writes.
 //!
 //! Tables: `events` (with the global `position` that is the change feed), `orders` (read model),
-//! `idempotency`, `checkpoints`; see `schema.rs`.
+//! `idempotency`, `checkpoints`; see `schema.rs`. A store may serve another read-model table of
+//! the same shape instead of `orders` (a shadow that `orders replay --into` built): see
+//! [`SqliteOptions`].
 
 mod checkpointer;
 mod checkpoints;
@@ -33,11 +35,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use self::checkpointer::Checkpointer;
 use self::error::SqlResultExt;
+use self::read_model::ReadModelSql;
 use self::writer::Writer;
 use crate::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventStore, FeedEntry,
-    IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome,
-    ReadModelStore, StoreError, StoredEvent,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventKey, EventScan,
+    EventStore, FeedEntry, IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListQuery,
+    OrderView, Page, PutOutcome, ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError,
+    StoredEvent, TableName,
 };
 
 /// Readers in the pool. Reads are short point lookups and index range scans, so a few
@@ -56,6 +60,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    read_model: Arc<ReadModelSql>,
     writer: Writer,
     readers: ReaderPool,
     /// The last change-feed position this process committed; the writer announces new ones.
@@ -68,14 +73,41 @@ impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
+            .field("read_model", &self.inner.read_model.table)
             .finish_non_exhaustive()
+    }
+}
+
+/// Which read-model table a store serves.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `orders` (the live read model) unless a shadow is named.
+    pub read_model_table: TableName,
+    /// Create the read-model table (with the live one's columns and indexes) if it is missing.
+    /// Otherwise a missing table is an error, so that a mistyped name never serves an empty
+    /// read model.
+    pub create_read_model: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_model_table: TableName::parse(read_model::LIVE_TABLE)
+                .expect("the live table's name is valid"),
+            create_read_model: false,
+        }
     }
 }
 
 impl SqliteStore {
     /// Opens (creating the file, its parent directories and the schema if needed) one SQLite
-    /// file in WAL mode.
+    /// file in WAL mode, serving the live read model.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`open`](Self::open), serving the read-model table of `options`.
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| StoreError::Unavailable {
                 reason: format!("cannot create {}: {err}", parent.display()),
@@ -84,6 +116,18 @@ impl SqliteStore {
         }
         let mut write_conn = open_connection(path)?;
         schema::migrate(&mut write_conn)?;
+        let table = options.read_model_table;
+        if !read_model::table_exists(&write_conn, &table)? {
+            if !options.create_read_model {
+                return Err(StoreError::Internal(format!(
+                    "{} has no read-model table {table}: build it with \
+                     `orders replay --into {table}`, or unset ORDERS_TABLE for the live one",
+                    path.display()
+                )));
+            }
+            read_model::create_table(&write_conn, &table)?;
+            tracing::info!(%table, path = %path.display(), "created the read-model table");
+        }
         write_conn
             .pragma_update(
                 None,
@@ -107,6 +151,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                read_model: Arc::new(ReadModelSql::new(table)),
                 writer,
                 readers: ReaderPool::new(readers),
                 appended,
@@ -119,6 +164,11 @@ impl SqliteStore {
     /// The file this store was opened on.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The read-model table this store serves.
+    pub fn read_model_table(&self) -> &TableName {
+        &self.inner.read_model.table
     }
 
     /// Runs `work` on a reader connection; waits (asynchronously) while all are busy.
@@ -289,7 +339,9 @@ impl IdempotencyStore for SqliteStore {
 #[async_trait]
 impl ReadModelStore for SqliteStore {
     async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, StoreError> {
-        self.read(move |conn| read_model::get(conn, order_id)).await
+        let sql = self.inner.read_model.clone();
+        self.read(move |conn| read_model::get(conn, &sql, order_id))
+            .await
     }
 
     async fn put(
@@ -298,9 +350,10 @@ impl ReadModelStore for SqliteStore {
         expected_version: Option<u64>,
     ) -> Result<PutOutcome, StoreError> {
         let view = view.clone();
+        let sql = self.inner.read_model.clone();
         self.inner
             .writer
-            .write(move |conn, _| read_model::put(conn, &view, expected_version))
+            .write(move |conn, _| read_model::put(conn, &sql, &view, expected_version))
             .await
     }
 
@@ -310,10 +363,11 @@ impl ReadModelStore for SqliteStore {
         order_ids: &[OrderId],
     ) -> Result<HashMap<OrderId, OrderView>, StoreError> {
         let order_ids = order_ids.to_vec();
+        let sql = self.inner.read_model.clone();
         self.read(move |conn| {
             let mut views = HashMap::with_capacity(order_ids.len());
             for order_id in order_ids {
-                if let Some(view) = read_model::get(conn, order_id)? {
+                if let Some(view) = read_model::get(conn, &sql, order_id)? {
                     views.insert(order_id, view);
                 }
             }
@@ -326,11 +380,12 @@ impl ReadModelStore for SqliteStore {
     /// commit per view.
     async fn put_many(&self, puts: &[ConditionalPut]) -> Result<Vec<PutOutcome>, StoreError> {
         let puts = puts.to_vec();
+        let sql = self.inner.read_model.clone();
         self.inner
             .writer
             .write(move |conn, _| {
                 puts.iter()
-                    .map(|put| read_model::put(conn, &put.view, put.expected_version))
+                    .map(|put| read_model::put(conn, &sql, &put.view, put.expected_version))
                     .collect()
             })
             .await
@@ -338,7 +393,70 @@ impl ReadModelStore for SqliteStore {
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let query = query.clone();
-        self.read(move |conn| read_model::list(conn, &query)).await
+        let sql = self.inner.read_model.clone();
+        self.read(move |conn| read_model::list(conn, &sql, &query))
+            .await
+    }
+}
+
+#[async_trait]
+impl EventScan for SqliteStore {
+    async fn plan_scan(&self, total: u32) -> Result<Vec<ScanSegment>, StoreError> {
+        self.read(move |conn| event_log::plan_scan(conn, total))
+            .await
+    }
+
+    async fn scan_events(
+        &self,
+        segment: &ScanSegment,
+        after: Option<EventKey>,
+        limit: usize,
+    ) -> Result<ScanPage<StoredEvent, EventKey>, StoreError> {
+        let segment = segment.clone();
+        self.read(move |conn| event_log::scan_events(conn, &segment, after, limit))
+            .await
+    }
+
+    /// The change feed's head: the number of events ever appended.
+    async fn estimated_events(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|conn| event_log::head_position(conn).map(Some))
+            .await
+    }
+
+    async fn orders_with_events(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<std::collections::HashSet<OrderId>, StoreError> {
+        let order_ids = order_ids.to_vec();
+        self.read(move |conn| event_log::orders_with_events(conn, &order_ids))
+            .await
+    }
+}
+
+#[async_trait]
+impl ReadModelScan for SqliteStore {
+    async fn scan_views(
+        &self,
+        segment: &ScanSegment,
+        after: Option<OrderId>,
+        limit: usize,
+    ) -> Result<ScanPage<OrderView, OrderId>, StoreError> {
+        let range = event_log::key_range(segment);
+        let sql = self.inner.read_model.clone();
+        self.read(move |conn| read_model::scan(conn, &sql, (&range.0, &range.1), after, limit))
+            .await
+    }
+
+    async fn delete(
+        &self,
+        order_id: OrderId,
+        expected_version: u64,
+    ) -> Result<PutOutcome, StoreError> {
+        let sql = self.inner.read_model.clone();
+        self.inner
+            .writer
+            .write(move |conn, _| read_model::delete(conn, &sql, order_id, expected_version))
+            .await
     }
 }
 

@@ -1,0 +1,441 @@
+//! `orders replay`: rebuild, verify or repair the read model from the event store (DESIGN §6;
+//! the engine is `orders_projections::replay`).
+//!
+//! Output: the differences (the first `--max-diffs`, one JSON object a line) and then the
+//! summary go to stdout (`--json`: the summary as one JSON object); progress and logs go to
+//! stderr. Exit status: 0 done (a verify: no drift), 1 a verify found drift, 2 bad input
+//! (nothing was written), 3 the run failed or some orders could not be replayed (see the log;
+//! `--resume` continues after a store failure), 130 interrupted (the checkpoint is saved).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use orders_domain::OrderId;
+use orders_projections::replay::{
+    Checkpoint, DriftKind, Mode, Outcome, Phase, Progress, Replay, ReplayConfig, ReplayStore,
+};
+use orders_store::TableName;
+use orders_store::dynamodb::{self, DynamoStore};
+use orders_store::sqlite::{SqliteOptions, SqliteStore};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::store_args::{Backend, StoreArgs};
+
+const EXIT_DRIFT: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_FAILED: u8 = 3;
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// How often the progress line is logged when stderr is not a terminal.
+const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Replay this order only (its UUID).
+    #[arg(long, env = "ORDERS_REPLAY_ORDER", value_parser = parse_order_id)]
+    order: Option<OrderId>,
+
+    /// Rebuild into this shadow read-model table instead of the live one. A rebuild creates it
+    /// (same schema and indexes as the live table) if it is missing.
+    #[arg(long, env = "ORDERS_REPLAY_INTO", value_parser = TableName::parse)]
+    into: Option<TableName>,
+
+    /// Compare the read model with the events without writing anything; exit 1 on drift.
+    #[arg(long, env = "ORDERS_REPLAY_VERIFY")]
+    verify: bool,
+
+    /// Parts scanned in parallel: DynamoDB Scan segments, or order-id ranges on SQLite.
+    #[arg(long, env = "ORDERS_REPLAY_SEGMENTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    segments: u32,
+
+    /// Continue the interrupted run saved in the checkpoint file.
+    #[arg(long, env = "ORDERS_REPLAY_RESUME")]
+    resume: bool,
+
+    /// Checkpoint file [default: replay-<table>-<mode>.checkpoint.json next to --db on SQLite,
+    /// in ./.orders on DynamoDB].
+    #[arg(long, env = "ORDERS_REPLAY_CHECKPOINT")]
+    checkpoint: Option<PathBuf>,
+
+    /// Print the summary as one JSON object.
+    #[arg(long, env = "ORDERS_REPLAY_JSON")]
+    json: bool,
+
+    /// Differences printed in full (all are counted).
+    #[arg(long, env = "ORDERS_REPLAY_MAX_DIFFS", default_value_t = 20)]
+    max_diffs: usize,
+}
+
+fn parse_order_id(raw: &str) -> Result<OrderId, String> {
+    OrderId::parse(raw).map_err(|_| format!("{raw:?} is not an order id (a UUID)"))
+}
+
+/// A problem with what was asked, found before anything is written: exit 2.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    BadInput(message.into()).into()
+}
+
+pub async fn main(args: ReplayArgs) -> ExitCode {
+    match run(args).await {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::from(if error.is::<BadInput>() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_FAILED
+            })
+        }
+    }
+}
+
+async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let mode = if args.verify {
+        Mode::Verify
+    } else {
+        Mode::Rebuild
+    };
+    let target = args.into.clone().unwrap_or_else(|| args.store.live_table());
+    let (store, location, batch_size): (Arc<dyn ReplayStore>, String, usize) =
+        open_store(&args, &target, mode).await?;
+    let run_id = format!(
+        "{location} into {target}; {mode:?}; order {}; {} segments",
+        args.order
+            .map_or_else(|| "all".to_owned(), |id| id.to_string()),
+        args.segments,
+    );
+    let checkpoint_file = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(&args, &target, mode));
+    let resume = match (args.resume, Checkpoint::load(&checkpoint_file)) {
+        (true, Err(err)) => {
+            return Err(bad_input(format!("cannot read the checkpoint: {err}")));
+        }
+        (true, Ok(None)) => {
+            return Err(bad_input(format!(
+                "--resume: there is no checkpoint at {}",
+                checkpoint_file.display()
+            )));
+        }
+        (true, Ok(Some(checkpoint))) if checkpoint.run != run_id => {
+            return Err(bad_input(format!(
+                "--resume: the checkpoint at {} belongs to another run ({}), not this one \
+                 ({run_id}); run without --resume to start over",
+                checkpoint_file.display(),
+                checkpoint.run
+            )));
+        }
+        (true, Ok(checkpoint)) => checkpoint,
+        (false, Ok(Some(_))) => {
+            tracing::warn!(path = %checkpoint_file.display(), "starting over: an interrupted run's checkpoint will be replaced (use --resume to continue it)");
+            None
+        }
+        (false, _) => None,
+    };
+    let config = ReplayConfig {
+        mode,
+        order: args.order,
+        segments: args.segments,
+        batch_size,
+        max_drifts: args.max_diffs,
+        checkpoint_file: args.order.is_none().then(|| checkpoint_file.clone()),
+        ..ReplayConfig::default()
+    };
+    tracing::info!(run = %run_id, resume = resume.is_some(), "replay starting");
+    let replay = Replay::start(store, config, run_id, resume).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::signal::shutdown_requested().await;
+        tracing::warn!(
+            "stopping: settling the batches in flight, then saving the checkpoint (again to quit at once)"
+        );
+        let _ = stop_tx.send(true);
+        crate::signal::shutdown_requested().await;
+        std::process::exit(EXIT_INTERRUPTED.into());
+    });
+    let display = ProgressDisplay::start(replay.progress());
+    let outcome = replay.run(stop_rx).await;
+    display.finish().await;
+    let outcome = outcome.with_context(|| {
+        format!(
+            "the replay failed; what was settled is saved: continue with --resume (checkpoint {})",
+            checkpoint_file.display()
+        )
+    })?;
+    report(&outcome, mode, &target, args.json, &checkpoint_file)?;
+    let tally = &outcome.checkpoint.tally;
+    Ok(if outcome.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if tally.failed > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else if mode == Mode::Verify && tally.drift.total() > 0 {
+        ExitCode::from(EXIT_DRIFT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The store, a description of where it is, and the batch size that suits it. Checks what
+/// can be checked before anything is written; only a rebuild into a missing shadow creates it.
+async fn open_store(
+    args: &ReplayArgs,
+    target: &TableName,
+    mode: Mode,
+) -> anyhow::Result<(Arc<dyn ReplayStore>, String, usize)> {
+    let create = mode == Mode::Rebuild && args.into.is_some();
+    match args.store.backend {
+        Backend::Sqlite => {
+            let db = &args.store.db;
+            if !db.is_file() {
+                return Err(bad_input(format!(
+                    "there is no database at {}: replay reads an existing store (give --db, \
+                     or run `orders serve` to create one)",
+                    db.display()
+                )));
+            }
+            let options = SqliteOptions {
+                read_model_table: target.clone(),
+                create_read_model: create,
+            };
+            let store = SqliteStore::open_with(db, options).map_err(|err| {
+                bad_input(format!("cannot open the database {}: {err}", db.display()))
+            })?;
+            let path = std::fs::canonicalize(db).unwrap_or_else(|_| db.clone());
+            // One SQLite transaction per batch: large ones amortise the commit.
+            Ok((Arc::new(store), format!("sqlite {}", path.display()), 500))
+        }
+        Backend::Dynamodb => {
+            let mut tables = args.store.dynamo_tables();
+            tables.orders = target.to_string();
+            let client = dynamodb::client(args.store.endpoint_url.as_deref()).await;
+            if !dynamodb::table_exists(&client, &tables.events)
+                .await
+                .context("cannot reach DynamoDB")?
+            {
+                return Err(bad_input(format!(
+                    "there is no events table {} (EVENTS_TABLE)",
+                    tables.events
+                )));
+            }
+            if create {
+                dynamodb::create_read_model_table(&client, &tables.orders)
+                    .await
+                    .with_context(|| format!("cannot create the shadow table {target}"))?;
+            } else if !dynamodb::table_exists(&client, &tables.orders).await? {
+                return Err(bad_input(format!("there is no read-model table {target}")));
+            }
+            let location = format!(
+                "dynamodb {} {}",
+                args.store.endpoint_url.as_deref().unwrap_or("(AWS)"),
+                tables.events
+            );
+            // A batch's views are read with one BatchGetItem (at most 100 keys).
+            Ok((Arc::new(DynamoStore::new(client, tables)), location, 100))
+        }
+    }
+}
+
+fn default_checkpoint(args: &ReplayArgs, target: &TableName, mode: Mode) -> PathBuf {
+    let dir = match args.store.backend {
+        Backend::Sqlite => args
+            .store
+            .db
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        Backend::Dynamodb => PathBuf::from("./.orders"),
+    };
+    let mode = match mode {
+        Mode::Rebuild => "rebuild",
+        Mode::Verify => "verify",
+    };
+    dir.join(format!("replay-{target}-{mode}.checkpoint.json"))
+}
+
+/// A progress bar on a terminal; otherwise a log line every few seconds.
+struct ProgressDisplay {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProgressDisplay {
+    fn start(progress: Arc<Progress>) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let on_terminal = std::io::stderr().is_terminal();
+        let task = tokio::spawn(async move {
+            let bar = on_terminal.then(|| {
+                let bar = ProgressBar::new(progress.estimated_events().unwrap_or(0));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} \
+                         events, {per_sec}, ETA {eta}",
+                    )
+                    .expect("a valid template"),
+                );
+                bar
+            });
+            let every = if on_terminal {
+                Duration::from_millis(200)
+            } else {
+                LOG_PROGRESS_EVERY
+            };
+            let started = std::time::Instant::now();
+            let first = progress.events();
+            loop {
+                tokio::select! {
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let events = progress.events();
+                let phase = match progress.phase() {
+                    Phase::Planning => "planning",
+                    Phase::Events => "folding events",
+                    Phase::Views => "checking for orphan views",
+                    Phase::Done => "done",
+                };
+                match &bar {
+                    Some(bar) => {
+                        if let Some(total) = progress.estimated_events() {
+                            bar.set_length(total.max(events));
+                        }
+                        bar.set_position(events);
+                        bar.set_message(phase);
+                    }
+                    None => {
+                        let rate = (events - first) as f64 / started.elapsed().as_secs_f64();
+                        let eta = progress
+                            .estimated_events()
+                            .filter(|_| rate > 0.0)
+                            .map(|total| total.saturating_sub(events) as f64 / rate);
+                        tracing::info!(
+                            phase,
+                            events,
+                            views = progress.views(),
+                            estimated_events = progress.estimated_events(),
+                            events_per_s = rate.round(),
+                            eta_s = eta.map(f64::round),
+                            "replay progress"
+                        );
+                    }
+                }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The differences, then the summary, on stdout.
+fn report(
+    outcome: &Outcome,
+    mode: Mode,
+    target: &TableName,
+    json: bool,
+    checkpoint_file: &Path,
+) -> anyhow::Result<()> {
+    let checkpoint = &outcome.checkpoint;
+    let tally = &checkpoint.tally;
+    let seconds = outcome.elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        outcome.events_this_run as f64 / seconds
+    } else {
+        0.0
+    };
+    let status = if outcome.interrupted {
+        "interrupted"
+    } else if tally.failed > 0 {
+        "failed"
+    } else if mode == Mode::Verify && tally.drift.total() > 0 {
+        "drift"
+    } else if mode == Mode::Verify {
+        "clean"
+    } else {
+        "done"
+    };
+    let mut out = std::io::stdout().lock();
+    for drift in &checkpoint.drifts {
+        writeln!(out, "{}", serde_json::to_string(drift)?)?;
+    }
+    if json {
+        let summary = json!({
+            "mode": mode,
+            "table": target.as_str(),
+            "status": status,
+            "tally": tally,
+            "elapsedSeconds": (seconds * 1000.0).round() / 1000.0,
+            "eventsPerSecond": rate.round(),
+            "checkpoint": outcome.interrupted.then(|| checkpoint_file.display().to_string()),
+        });
+        writeln!(out, "{summary}")?;
+        return Ok(());
+    }
+    let verb = match mode {
+        Mode::Rebuild => "replay",
+        Mode::Verify => "verify",
+    };
+    writeln!(out, "{verb} of {target}: {status}")?;
+    writeln!(
+        out,
+        "  orders {}, events {}, views written {}, deleted {}, skipped (in sync) {}, \
+         loaded per order {}, failed {}",
+        tally.orders,
+        tally.events,
+        tally.written,
+        tally.deleted,
+        tally.in_sync,
+        tally.loaded,
+        tally.failed
+    )?;
+    let drift: Vec<String> = DriftKind::ALL
+        .iter()
+        .map(|&kind| format!("{} {}", kind.as_str(), tally.drift.get(kind)))
+        .collect();
+    let drift_label = match mode {
+        Mode::Rebuild => "repaired",
+        Mode::Verify => "drift",
+    };
+    writeln!(out, "  {drift_label}: {}", drift.join(", "))?;
+    writeln!(
+        out,
+        "  views checked for orphans {}; elapsed {seconds:.2} s, {rate:.0} events/s",
+        tally.views_checked
+    )?;
+    if outcome.interrupted {
+        writeln!(
+            out,
+            "  checkpoint saved to {}: continue with --resume",
+            checkpoint_file.display()
+        )?;
+    }
+    Ok(())
+}
