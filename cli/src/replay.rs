@@ -32,6 +32,10 @@ const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_FAILED: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// A scan reads each page about once: a small cache per SQLite connection keeps the replay's
+/// memory flat whatever the file's size.
+const REPLAY_PAGE_CACHE_KIB: u32 = 512;
+
 /// How often the progress line is logged when stderr is not a terminal.
 const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -73,6 +77,15 @@ pub struct ReplayArgs {
     /// Differences printed in full (all are counted).
     #[arg(long, env = "ORDERS_REPLAY_MAX_DIFFS", default_value_t = 20)]
     max_diffs: usize,
+
+    /// Events read per scan page (per segment).
+    #[arg(long, env = "ORDERS_REPLAY_PAGE_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    page_size: u32,
+
+    /// Orders settled per batch: one read of their views and one batched write [default: 250
+    /// on SQLite (one transaction), 100 on DynamoDB (one BatchGetItem)].
+    #[arg(long, env = "ORDERS_REPLAY_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: Option<u32>,
 }
 
 fn parse_order_id(raw: &str) -> Result<OrderId, String> {
@@ -157,10 +170,10 @@ async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         mode,
         order: args.order,
         segments: args.segments,
-        batch_size,
+        batch_size: args.batch_size.map_or(batch_size, |n| n as usize),
+        page_size: args.page_size as usize,
         max_drifts: args.max_diffs,
         checkpoint_file: args.order.is_none().then(|| checkpoint_file.clone()),
-        ..ReplayConfig::default()
     };
     tracing::info!(run = %run_id, resume = resume.is_some(), "replay starting");
     let replay = Replay::start(store, config, run_id, resume).await?;
@@ -218,13 +231,14 @@ async fn open_store(
             let options = SqliteOptions {
                 read_model_table: target.clone(),
                 create_read_model: create,
+                page_cache_kib: Some(REPLAY_PAGE_CACHE_KIB),
             };
             let store = SqliteStore::open_with(db, options).map_err(|err| {
                 bad_input(format!("cannot open the database {}: {err}", db.display()))
             })?;
             let path = std::fs::canonicalize(db).unwrap_or_else(|_| db.clone());
             // One SQLite transaction per batch: large ones amortise the commit.
-            Ok((Arc::new(store), format!("sqlite {}", path.display()), 500))
+            Ok((Arc::new(store), format!("sqlite {}", path.display()), 250))
         }
         Backend::Dynamodb => {
             let mut tables = args.store.dynamo_tables();

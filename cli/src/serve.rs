@@ -92,7 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let db = &args.store.db;
             let options = SqliteOptions {
                 read_model_table: args.store.live_table(),
-                create_read_model: false,
+                ..SqliteOptions::default()
             };
             let store = SqliteStore::open_with(db, options)
                 .with_context(|| format!("cannot open the database {}", db.display()))?;

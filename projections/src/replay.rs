@@ -75,7 +75,8 @@ pub struct ReplayConfig {
     pub order: Option<OrderId>,
     /// Parts read in parallel (at least 1).
     pub segments: u32,
-    /// Items per scan page.
+    /// Items per scan page. With `batch_size`, this sets the memory a part holds: a page
+    /// being folded and up to two batches waiting to be settled.
     pub page_size: usize,
     /// Orders per settled batch: one read of their views and one batched write.
     pub batch_size: usize,
@@ -91,8 +92,8 @@ impl Default for ReplayConfig {
             mode: Mode::Rebuild,
             order: None,
             segments: 1,
-            page_size: 1000,
-            batch_size: 500,
+            page_size: 500,
+            batch_size: 250,
             max_drifts: 20,
             checkpoint_file: None,
         }
@@ -519,7 +520,9 @@ impl Replay {
         let stored = store.get_many(&ids).await?;
         let mut recheck = Vec::new();
         let mut puts = Vec::new();
-        let mut put_drifts = Vec::new();
+        // Per write: its order and kind, and its difference in full while the batch still
+        // keeps full ones (building one costs two view copies and a comparison).
+        let mut put_drifts: Vec<(OrderId, DriftKind, Option<Drift>)> = Vec::new();
         let mut deletes = Vec::new();
         for order in folded {
             let current = stored.get(&order.order_id);
@@ -534,13 +537,10 @@ impl Replay {
                     view,
                     expected_version,
                 } => {
-                    put_drifts.push(Drift::new(
-                        kind,
-                        order.order_id,
-                        current,
-                        Some(&view),
-                        order.version,
-                    ));
+                    let detail = (put_drifts.len() < max_drifts).then(|| {
+                        Drift::new(kind, order.order_id, current, Some(&view), order.version)
+                    });
+                    put_drifts.push((order.order_id, kind, detail));
                     puts.push(ConditionalPut {
                         view,
                         expected_version,
@@ -553,13 +553,16 @@ impl Replay {
         }
         if !puts.is_empty() {
             let outcomes = store.put_many(&puts).await?;
-            for (outcome, drift) in outcomes.into_iter().zip(put_drifts) {
+            for (outcome, (order_id, kind, detail)) in outcomes.into_iter().zip(put_drifts) {
                 match outcome {
                     PutOutcome::Written => {
                         settled.tally.written += 1;
-                        settled.drift(drift, max_drifts);
+                        settled.tally.count_drift(kind);
+                        if let Some(drift) = detail.filter(|_| settled.drifts.len() < max_drifts) {
+                            settled.drifts.push(drift);
+                        }
                     }
-                    PutOutcome::VersionMismatch => recheck.push(drift.order_id),
+                    PutOutcome::VersionMismatch => recheck.push(order_id),
                 }
             }
         }

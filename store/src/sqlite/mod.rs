@@ -87,6 +87,10 @@ pub struct SqliteOptions {
     /// Otherwise a missing table is an error, so that a mistyped name never serves an empty
     /// read model.
     pub create_read_model: bool,
+    /// Each connection's page cache, in KiB [default: 16 MiB]. A whole-table scan (a replay)
+    /// reads each page about once, so a small cache costs it nothing and keeps its memory
+    /// the same whatever the file's size.
+    pub page_cache_kib: Option<u32>,
 }
 
 impl Default for SqliteOptions {
@@ -95,6 +99,7 @@ impl Default for SqliteOptions {
             read_model_table: TableName::parse(read_model::LIVE_TABLE)
                 .expect("the live table's name is valid"),
             create_read_model: false,
+            page_cache_kib: None,
         }
     }
 }
@@ -114,7 +119,14 @@ impl SqliteStore {
                 retry_after: error::RETRY_AFTER,
             })?;
         }
-        let mut write_conn = open_connection(path)?;
+        let sized = |conn: Connection| -> Result<Connection, StoreError> {
+            if let Some(kib) = options.page_cache_kib {
+                conn.pragma_update(None, "cache_size", -i64::from(kib))
+                    .db()?;
+            }
+            Ok(conn)
+        };
+        let mut write_conn = sized(open_connection(path)?)?;
         schema::migrate(&mut write_conn)?;
         let table = options.read_model_table;
         if !read_model::table_exists(&write_conn, &table)? {
@@ -138,7 +150,7 @@ impl SqliteStore {
         let checkpointer = Checkpointer::start(path)?;
         let readers = (0..READER_CONNECTIONS)
             .map(|_| {
-                let reader = open_connection(path)?;
+                let reader = sized(open_connection(path)?)?;
                 // A reader that tried to write would be a bug; make it fail loudly.
                 reader.execute_batch("PRAGMA query_only = ON").db()?;
                 Ok(reader)
