@@ -86,6 +86,11 @@ pub struct ReplayArgs {
     /// on SQLite (one transaction), 100 on DynamoDB (one BatchGetItem)].
     #[arg(long, env = "ORDERS_REPLAY_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: Option<u32>,
+
+    /// At most this many events scanned per second (over all segments), to leave a live
+    /// table's capacity to the service [default: no limit].
+    #[arg(long, env = "ORDERS_REPLAY_MAX_RATE", value_parser = clap::value_parser!(u32).range(1..))]
+    max_rate: Option<u32>,
 }
 
 fn parse_order_id(raw: &str) -> Result<OrderId, String> {
@@ -174,6 +179,7 @@ async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         page_size: args.page_size as usize,
         max_drifts: args.max_diffs,
         checkpoint_file: args.order.is_none().then(|| checkpoint_file.clone()),
+        max_events_per_second: args.max_rate,
     };
     tracing::info!(run = %run_id, resume = resume.is_some(), "replay starting");
     let replay = Replay::start(store, config, run_id, resume).await?;

@@ -84,6 +84,9 @@ pub struct ReplayConfig {
     pub max_drifts: usize,
     /// Where the checkpoint is saved, if anywhere.
     pub checkpoint_file: Option<PathBuf>,
+    /// A ceiling on events scanned per second over all parts, so that a replay on a live
+    /// table leaves its capacity to the service.
+    pub max_events_per_second: Option<u32>,
 }
 
 impl Default for ReplayConfig {
@@ -96,6 +99,7 @@ impl Default for ReplayConfig {
             batch_size: 250,
             max_drifts: 20,
             checkpoint_file: None,
+            max_events_per_second: None,
         }
     }
 }
@@ -194,6 +198,8 @@ struct Inner {
     progress: Arc<Progress>,
     /// The checkpoint as batches settle; saved from here.
     state: Mutex<Checkpoint>,
+    /// Since when, and how many events, the rate ceiling has counted.
+    paced: Mutex<(Instant, u64)>,
 }
 
 /// What settling some orders did, merged into the run's [`Tally`] when it is committed.
@@ -267,6 +273,7 @@ impl Replay {
                 config,
                 progress,
                 state: Mutex::new(checkpoint),
+                paced: Mutex::new((Instant::now(), 0)),
             }),
         })
     }
@@ -307,6 +314,23 @@ impl Replay {
             interrupted,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Counts `events` against the rate ceiling and waits until they are due.
+    async fn pace(&self, events: usize) {
+        let Some(rate) = self.inner.config.max_events_per_second else {
+            return;
+        };
+        let due = {
+            let mut paced = self
+                .inner
+                .paced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            paced.1 += events as u64;
+            paced.0 + Duration::from_secs_f64(paced.1 as f64 / f64::from(rate.max(1)))
+        };
+        tokio::time::sleep_until(due.into()).await;
     }
 
     fn snapshot(&self) -> Checkpoint {
@@ -441,6 +465,7 @@ impl Replay {
                     .progress
                     .events
                     .fetch_add(page.items.len() as u64, Ordering::Relaxed);
+                self.pace(page.items.len()).await;
                 for event in &page.items {
                     if let Some(finished) = runs.push(event) {
                         orders.push(finished);
