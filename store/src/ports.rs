@@ -271,7 +271,8 @@ pub struct ScanPage<T, K> {
 /// (order_id, version) index). Callers must still check, not assume: see the replay engine.
 #[async_trait]
 pub trait EventScan: Send + Sync {
-    /// Splits the log into `total` parts (at least 1).
+    /// Splits the log into at most `total` parts (at least 1; fewer where there are fewer
+    /// orders than parts) that together cover every order id.
     async fn plan_scan(&self, total: u32) -> Result<Vec<ScanSegment>, StoreError>;
 
     /// Up to `limit` events of `segment` after `after`, in (order, version) order.

@@ -310,8 +310,10 @@ pub(super) fn key_range(segment: &ScanSegment) -> (String, String) {
     )
 }
 
-/// Splits the orders into `total` ranges of about equal order counts, by the ids of their
-/// first events (a walk of the (order_id, version) index).
+/// Splits the orders into up to `total` ranges of about equal order counts, by the ids of
+/// their first events (a walk of the (order_id, version) index). Fewer orders than `total`
+/// make fewer ranges: the first range is open below and the last open above, so together they
+/// cover every id, including views with no events.
 pub(super) fn plan_scan(conn: &Connection, total: u32) -> Result<Vec<ScanSegment>, StoreError> {
     let total = total.max(1);
     let orders: i64 = conn
@@ -319,24 +321,37 @@ pub(super) fn plan_scan(conn: &Connection, total: u32) -> Result<Vec<ScanSegment
             row.get(0)
         })
         .db()?;
-    let mut bounds: Vec<Option<OrderId>> = vec![None];
     let mut stmt = conn
         .prepare_cached(
             "SELECT order_id FROM events WHERE version = 1 ORDER BY order_id LIMIT 1 OFFSET ?1",
         )
         .db()?;
+    let mut bounds: Vec<OrderId> = Vec::new();
     for k in 1..i64::from(total) {
         let offset = orders * k / i64::from(total);
         let id: Option<String> = stmt.query_row([offset], |row| row.get(0)).optional().db()?;
-        bounds.push(id.as_deref().map(parse_order_id).transpose()?);
+        if let Some(id) = id.as_deref().map(parse_order_id).transpose()?
+            && bounds.last() != Some(&id)
+            && offset > 0
+        {
+            bounds.push(id);
+        }
     }
-    bounds.push(None);
-    Ok((0..total)
-        .map(|index| ScanSegment {
+    let parts = bounds.len() as u32 + 1;
+    let lower = std::iter::once(None).chain(bounds.iter().copied().map(Some));
+    let upper = bounds
+        .iter()
+        .copied()
+        .map(Some)
+        .chain(std::iter::once(None));
+    Ok(lower
+        .zip(upper)
+        .zip(0..)
+        .map(|((from, to), index)| ScanSegment {
             index,
-            total,
-            from: bounds[index as usize],
-            to: bounds[index as usize + 1],
+            total: parts,
+            from,
+            to,
         })
         .collect())
 }
