@@ -17,6 +17,27 @@ pub(super) const UNREACHABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// `Retry-After` when transactions kept colliding: the contention is short-lived.
 pub(super) const CONTENDED_RETRY_AFTER: Duration = Duration::from_millis(200);
 
+/// The outcome of a conditional write: a failed condition is
+/// [`PutOutcome::VersionMismatch`](crate::PutOutcome), any other failure an error.
+pub(super) fn conditional<T, E>(
+    op: &str,
+    result: Result<T, SdkError<E>>,
+) -> Result<crate::PutOutcome, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(crate::PutOutcome::Written),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(crate::PutOutcome::VersionMismatch)
+        }
+        Err(err) => Err(sdk_error(op, err)),
+    }
+}
+
 /// Maps any failed SDK call. `op` names the call for the message.
 pub(super) fn sdk_error<E>(op: &str, err: SdkError<E>) -> StoreError
 where

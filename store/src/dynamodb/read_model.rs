@@ -8,7 +8,9 @@ use futures::{StreamExt, TryStreamExt};
 use orders_domain::OrderId;
 use serde_json::{Map, Value, json};
 
-use super::error::{Item, THROTTLED_RETRY_AFTER, backoff, get_s, internal, n, s, sdk_error};
+use super::error::{
+    Item, THROTTLED_RETRY_AFTER, backoff, conditional, get_s, internal, n, s, sdk_error,
+};
 use crate::{
     ConditionalPut, ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, StoreError,
 };
@@ -152,17 +154,7 @@ pub(super) async fn put(
             .expression_attribute_names("#v", "version")
             .expression_attribute_values(":expected", n(expected)),
     };
-    match request.send().await {
-        Ok(_) => Ok(PutOutcome::Written),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(PutOutcome::VersionMismatch)
-        }
-        Err(err) => Err(sdk_error("PutItem", err)),
-    }
+    conditional("PutItem", request.send().await)
 }
 
 /// Each write its own conditional `PutItem`, a bounded number at a time; outcomes in input

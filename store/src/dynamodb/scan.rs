@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use aws_sdk_dynamodb::Client;
 use orders_domain::OrderId;
 
-use super::error::{Item, get_n, get_s, internal, n, sdk_error};
+use super::error::{Item, conditional, get_n, get_s, internal, n, sdk_error};
 use super::events::{decode_event, event_key};
 use super::read_model::{batch_get, decode_view, key as view_key};
 use crate::{EventKey, OrderView, PutOutcome, ScanPage, ScanSegment, StoreError, StoredEvent};
@@ -52,10 +52,8 @@ pub(super) async fn scan_events(
         .collect::<Result<Vec<_>, _>>()?;
     let next = next
         .map(|key| {
-            let order_id = get_s(&key, "orderId", "LastEvaluatedKey")?;
             Ok::<_, StoreError>(EventKey {
-                order_id: OrderId::parse(order_id)
-                    .map_err(|_| internal(format_args!("LastEvaluatedKey orderId {order_id:?}")))?,
+                order_id: order_id_of(&key)?,
                 version: get_n(&key, "version", "LastEvaluatedKey")?,
             })
         })
@@ -79,13 +77,7 @@ pub(super) async fn scan_views(
         .into_iter()
         .map(decode_view)
         .collect::<Result<Vec<_>, _>>()?;
-    let next = next
-        .map(|key| {
-            let order_id = get_s(&key, "orderId", "LastEvaluatedKey")?;
-            OrderId::parse(order_id)
-                .map_err(|_| internal(format_args!("LastEvaluatedKey orderId {order_id:?}")))
-        })
-        .transpose()?;
+    let next = next.map(|key| order_id_of(&key)).transpose()?;
     Ok(ScanPage { items: views, next })
 }
 
@@ -138,15 +130,12 @@ pub(super) async fn delete_view(
         .expression_attribute_values(":expected", n(expected_version))
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(PutOutcome::Written),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(PutOutcome::VersionMismatch)
-        }
-        Err(err) => Err(sdk_error("DeleteItem", err)),
-    }
+    conditional("DeleteItem", result)
+}
+
+/// The `orderId` of a `LastEvaluatedKey`.
+fn order_id_of(key: &Item) -> Result<OrderId, StoreError> {
+    let order_id = get_s(key, "orderId", "LastEvaluatedKey")?;
+    OrderId::parse(order_id)
+        .map_err(|_| internal(format_args!("LastEvaluatedKey orderId {order_id:?}")))
 }
