@@ -134,8 +134,27 @@ async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Mode::Rebuild
     };
     let target = args.into.clone().unwrap_or_else(|| args.store.live_table());
-    let (store, location, batch_size): (Arc<dyn ReplayStore>, String, usize) =
-        open_store(&args, &target, mode).await?;
+    // Everything that can be refused is checked before the store is opened, because opening
+    // it for a rebuild `--into` creates the shadow table.
+    let location = match args.store.backend {
+        Backend::Sqlite => {
+            let db = &args.store.db;
+            if !db.is_file() {
+                return Err(bad_input(format!(
+                    "there is no database at {}: replay reads an existing store (give --db, \
+                     or run `orders serve` to create one)",
+                    db.display()
+                )));
+            }
+            let path = std::fs::canonicalize(db).unwrap_or_else(|_| db.clone());
+            format!("sqlite {}", path.display())
+        }
+        Backend::Dynamodb => format!(
+            "dynamodb {} {}",
+            args.store.endpoint_url.as_deref().unwrap_or("(AWS)"),
+            args.store.dynamo_tables().events
+        ),
+    };
     let run_id = format!(
         "{location} into {target}; {mode:?}; order {}; {} segments",
         args.order
@@ -171,6 +190,7 @@ async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         (false, _) => None,
     };
+    let (store, batch_size) = open_store(&args, &target, mode).await?;
     let config = ReplayConfig {
         mode,
         order: args.order,
@@ -216,24 +236,17 @@ async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The store, a description of where it is, and the batch size that suits it. Checks what
-/// can be checked before anything is written; only a rebuild into a missing shadow creates it.
+/// The store, and the batch size that suits it. Only a rebuild into a missing shadow table
+/// creates it; every other missing piece is bad input.
 async fn open_store(
     args: &ReplayArgs,
     target: &TableName,
     mode: Mode,
-) -> anyhow::Result<(Arc<dyn ReplayStore>, String, usize)> {
+) -> anyhow::Result<(Arc<dyn ReplayStore>, usize)> {
     let create = mode == Mode::Rebuild && args.into.is_some();
     match args.store.backend {
         Backend::Sqlite => {
             let db = &args.store.db;
-            if !db.is_file() {
-                return Err(bad_input(format!(
-                    "there is no database at {}: replay reads an existing store (give --db, \
-                     or run `orders serve` to create one)",
-                    db.display()
-                )));
-            }
             let options = SqliteOptions {
                 read_model_table: target.clone(),
                 create_read_model: create,
@@ -242,9 +255,8 @@ async fn open_store(
             let store = SqliteStore::open_with(db, options).map_err(|err| {
                 bad_input(format!("cannot open the database {}: {err}", db.display()))
             })?;
-            let path = std::fs::canonicalize(db).unwrap_or_else(|_| db.clone());
             // One SQLite transaction per batch: large ones amortise the commit.
-            Ok((Arc::new(store), format!("sqlite {}", path.display()), 250))
+            Ok((Arc::new(store), 250))
         }
         Backend::Dynamodb => {
             let mut tables = args.store.dynamo_tables();
@@ -266,13 +278,8 @@ async fn open_store(
             } else if !dynamodb::table_exists(&client, &tables.orders).await? {
                 return Err(bad_input(format!("there is no read-model table {target}")));
             }
-            let location = format!(
-                "dynamodb {} {}",
-                args.store.endpoint_url.as_deref().unwrap_or("(AWS)"),
-                tables.events
-            );
             // A batch's views are read with one BatchGetItem (at most 100 keys).
-            Ok((Arc::new(DynamoStore::new(client, tables)), location, 100))
+            Ok((Arc::new(DynamoStore::new(client, tables)), 100))
         }
     }
 }
