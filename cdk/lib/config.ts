@@ -32,6 +32,12 @@ export interface OrdersConfig {
   readonly eventSource: string;
   /** `alarmEmail`: subscribed to the alarm topic when given. */
   readonly alarmEmail?: string;
+  /**
+   * `readModelTable`: serve and project into this existing table instead of the stack's own
+   * read model, e.g. a shadow table built by `orders replay --into` (README: switching the query
+   * API to a shadow table). Unset switches back.
+   */
+  readonly readModelTable?: string;
 }
 
 /** A context value that cannot be used: `cdk synth` fails with this message. */
@@ -114,6 +120,11 @@ export function readConfig(context: Context): OrdersConfig {
     throw new ConfigError('eventSource', "sources starting with 'aws.' are reserved for AWS services");
   }
 
+  const readModelTable = text('readModelTable');
+  if (readModelTable !== undefined && !/^[A-Za-z0-9_.-]{3,255}$/.test(readModelTable)) {
+    throw new ConfigError('readModelTable', `'${readModelTable}' is not a DynamoDB table name`);
+  }
+
   const rateLimit = integer('throttleRate', 100, 1, 10_000);
   const burstLimit = integer('throttleBurst', 200, 1, 5_000);
 
@@ -128,6 +139,7 @@ export function readConfig(context: Context): OrdersConfig {
     archiveRetentionDays: integer('archiveRetentionDays', 90, 1, 3650),
     eventSource,
     alarmEmail,
+    readModelTable,
   };
 }
 

@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps, Tags } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -23,6 +24,8 @@ export interface OrdersStackProps extends StackProps {
  */
 export class OrdersStack extends Stack {
   readonly tables: OrdersTables;
+  /** The read model the query API and the projector use: the stack's own, or `readModelTable`. */
+  readonly readModel: dynamodb.ITable;
   readonly functions: Record<'commands' | 'queries' | 'projector' | 'publisher', RustFunction>;
   readonly api: OrdersApi;
   readonly bus: OrdersBus;
@@ -51,9 +54,14 @@ export class OrdersStack extends Stack {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
+    // A shadow table built by `orders replay --into` is not part of the stack: it is imported
+    // by name, and the two functions that use the read model are pointed and granted at it.
+    const readModel = (this.readModel = config.readModelTable
+      ? dynamodb.Table.fromTableName(this, 'ReadModelOverride', config.readModelTable)
+      : tables.orders);
     const tableNames = {
       EVENTS_TABLE: tables.events.tableName,
-      ORDERS_TABLE: tables.orders.tableName,
+      ORDERS_TABLE: readModel.tableName,
       IDEMPOTENCY_TABLE: tables.idempotency.tableName,
     };
     const fn = (id: string, name: FunctionName, description: string, settings: {
@@ -89,7 +97,7 @@ export class OrdersStack extends Stack {
       }),
       projector: fn('Projector', 'projector', 'Folds order events into the read model (DESIGN §6)', {
         ...stream,
-        environment: { EVENTS_TABLE: tables.events.tableName, ORDERS_TABLE: tables.orders.tableName },
+        environment: { EVENTS_TABLE: tables.events.tableName, ORDERS_TABLE: readModel.tableName },
       }),
       publisher: fn('Publisher', 'publisher', 'Publishes order events to EventBridge (DESIGN §6)', {
         ...stream,
@@ -101,7 +109,7 @@ export class OrdersStack extends Stack {
     // Least privilege: exactly the calls each function's code makes (see store/src/dynamodb).
     const allow = (target: RustFunction, actions: string[], resources: string[]) =>
       target.role.addToPolicy(new iam.PolicyStatement({ actions, resources }));
-    const ordersAndIndexes = [tables.orders.tableArn, `${tables.orders.tableArn}/index/*`];
+    const ordersAndIndexes = [readModel.tableArn, `${readModel.tableArn}/index/*`];
     // Append is a TransactWriteItems of conditional Puts (events, idempotency record); the
     // current version and the history are Queries; a replayed key is a consistent GetItem.
     allow(commands, ['dynamodb:PutItem', 'dynamodb:Query'], [tables.events.tableArn]);
@@ -112,7 +120,7 @@ export class OrdersStack extends Stack {
     allow(queries, ['dynamodb:Query'], [tables.events.tableArn]);
     // Views are read (GetItem, BatchGetItem) and written with a version condition (PutItem);
     // a gap is healed from the order's events (Query).
-    allow(projector, ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'], [tables.orders.tableArn]);
+    allow(projector, ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'], [readModel.tableArn]);
     allow(projector, ['dynamodb:Query'], [tables.events.tableArn]);
     allow(publisher, ['events:PutEvents'], [bus.bus.eventBusArn]);
 
@@ -152,7 +160,7 @@ export class OrdersStack extends Stack {
       new CfnOutput(this, id, { value, description });
     output('ApiUrl', this.api.url, 'The HTTP API base URL, e.g. POST <url>orders');
     output('EventsTableName', tables.events.tableName, 'EVENTS_TABLE (retained on teardown)');
-    output('OrdersTableName', tables.orders.tableName, 'ORDERS_TABLE, the read model');
+    output('OrdersTableName', readModel.tableName, 'ORDERS_TABLE, the read model the functions use');
     output('IdempotencyTableName', tables.idempotency.tableName, 'IDEMPOTENCY_TABLE');
     output('EventBusName', bus.bus.eventBusName, 'The EventBridge bus order events are published to');
     output('EventArchiveName', bus.archive.archiveName, 'The bus archive, for StartReplay');

@@ -612,3 +612,43 @@ describe('9. versions, aliases and canary deployments', () => {
     });
   });
 });
+
+describe('switching to a shadow read model (readModelTable)', () => {
+  const { stack: s, template: t } = synth({ readModelTable: 'orders-read-model-v2' });
+  const env = (fn: (typeof fns)['queries']) =>
+    t.toJSON().Resources[logicalId(s, fn.function)].Properties.Environment.Variables;
+
+  test('the query API and the projector use the shadow table; the command API is unchanged', () => {
+    expect(env(s.functions.queries).ORDERS_TABLE).toBe('orders-read-model-v2');
+    expect(env(s.functions.projector).ORDERS_TABLE).toBe('orders-read-model-v2');
+    expect(t.toJSON().Outputs.OrdersTableName.Value).toBe('orders-read-model-v2');
+    // The stack's own read model stays (and keeps its data) for switching back.
+    t.resourceCountIs('AWS::DynamoDB::Table', 3);
+  });
+
+  test('their grants move to the shadow table and its indexes, and nowhere else', () => {
+    const shadowArn = (grants: string[]) =>
+      grants.filter((g) => g.includes('table/orders-read-model-v2')).map((g) => g.replace(/ on .*table\//, ' on table/'));
+    const queries = grantsOf(t, logicalId(s, s.functions.queries.role));
+    expect(shadowArn(queries).sort()).toEqual([
+      'dynamodb:GetItem on table/orders-read-model-v2',
+      'dynamodb:GetItem on table/orders-read-model-v2/index/*',
+      'dynamodb:Query on table/orders-read-model-v2',
+      'dynamodb:Query on table/orders-read-model-v2/index/*',
+    ]);
+    const projector = grantsOf(t, logicalId(s, s.functions.projector.role));
+    expect(shadowArn(projector).sort()).toEqual([
+      'dynamodb:BatchGetItem on table/orders-read-model-v2',
+      'dynamodb:GetItem on table/orders-read-model-v2',
+      'dynamodb:PutItem on table/orders-read-model-v2',
+    ]);
+    const ownReadModel = logicalId(s, s.tables.orders);
+    for (const fn of Object.values(s.functions)) {
+      expect(grantsOf(t, logicalId(s, fn.role)).join('\n')).not.toContain(ownReadModel);
+    }
+  });
+
+  test('a name DynamoDB would refuse is refused at synth', () => {
+    expect(() => synth({ readModelTable: 'no spaces' })).toThrow("context 'readModelTable'");
+  });
+});
