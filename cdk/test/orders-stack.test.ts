@@ -288,6 +288,23 @@ describe('3. HTTP API', () => {
     expect(format).toMatchObject({ requestId: '$context.requestId', status: '$context.status', routeKey: '$context.routeKey' });
   });
 
+  test('the access log keeps its entries for the log retention period', () => {
+    expect(template.toJSON().Resources[logicalId(stack, stack.api.accessLog)].Properties.RetentionInDays).toBe(30);
+  });
+
+  test("API Gateway may invoke each function's live alias, from this API only", () => {
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission'));
+    // One per route: HttpLambdaIntegration scopes each to its route.
+    expect(permissions).toHaveLength(COMMAND_ROUTES.length + QUERY_ROUTES.length);
+    const aliases = [fns.commands, fns.queries].map((fn) => logicalId(stack, fn.alias));
+    for (const permission of permissions) {
+      expect(permission.Properties.Action).toBe('lambda:InvokeFunction');
+      expect(permission.Properties.Principal).toBe('apigateway.amazonaws.com');
+      expect(aliases).toContain(permission.Properties.FunctionName.Ref);
+      expect(JSON.stringify(permission.Properties.SourceArn)).toContain(`"${logicalId(stack, stack.api.httpApi)}"`);
+    }
+  });
+
   test('throttling limits come from context', () => {
     const { template: t } = synth({ throttleRate: '25', throttleBurst: '50' });
     t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
@@ -515,6 +532,27 @@ describe('6. alarms and dashboard', () => {
     for (const metric of ['5xx', 'Invocations', 'Errors', 'Duration', 'IteratorAge', 'ApproximateNumberOfMessagesVisible']) {
       expect(body).toContain(`"${metric}"`);
     }
+  });
+});
+
+describe('encryption in transit', () => {
+  test('every queue and the alarm topic refuse requests that are not over TLS', () => {
+    const denyInsecure = Match.objectLike({
+      Effect: 'Deny',
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+    const queues = Object.keys(template.findResources('AWS::SQS::Queue'));
+    expect(queues).toHaveLength(4);
+    for (const queue of queues) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queue }],
+        PolicyDocument: { Statement: Match.arrayWith([denyInsecure]) },
+      });
+    }
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: logicalId(stack, stack.monitoring.topic) }],
+      PolicyDocument: { Statement: Match.arrayWith([denyInsecure]) },
+    });
   });
 });
 
