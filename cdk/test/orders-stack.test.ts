@@ -632,6 +632,12 @@ describe('9. versions, aliases and canary deployments', () => {
   test('canary=true: the two API functions deploy 10 % for 5 minutes, rolled back on alias errors', () => {
     const { stack: s, template: t } = synth({ canary: 'true' });
     t.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 2);
+    t.resourceCountIs('AWS::CodeDeploy::Application', 2);
+    // CodeDeploy's own role: AWS's policy limited to invoking hooks and updating aliases.
+    for (const group of Object.values(t.findResources('AWS::CodeDeploy::DeploymentGroup'))) {
+      const role = t.toJSON().Resources[group.Properties.ServiceRoleArn['Fn::GetAtt'][0]];
+      expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain('AWSCodeDeployRoleForLambdaLimited');
+    }
     for (const fn of [s.functions.commands, s.functions.queries]) {
       const alias = t.toJSON().Resources[logicalId(s, fn.alias)];
       expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate).toBeDefined();
