@@ -164,9 +164,10 @@ export function bootstrapZip(assetDir: string, name: FunctionName): string {
   if (!fs.existsSync(zip)) {
     throw new ConfigError(
       'assetDir',
-      `${zip} is missing: build the functions first with ` +
-        '`cargo lambda build --release --arm64 --output-format zip` (or ./scripts/package-lambdas.sh) ' +
-        'from the repository root, or point -c assetDir=... at a directory holding <function>/bootstrap.zip',
+      `${zip} is missing: build the functions first, from the repository root, with ` +
+        './scripts/package-lambdas.sh (or `cargo lambda build --release --arm64 --output-format zip ' +
+        '-p orders-handlers -p orders-projections`), or point -c assetDir=... at a directory holding ' +
+        '<function>/bootstrap.zip',
     );
   }
   return zip;

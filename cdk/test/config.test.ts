@@ -51,8 +51,8 @@ describe('context', () => {
   test('a missing bootstrap.zip names the build command', () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'orders-cdk-empty-'));
     expect(() => bootstrapZip(empty, 'command-api')).toThrow(
-      `${path.join(empty, 'command-api', 'bootstrap.zip')} is missing: build the functions first with ` +
-        '`cargo lambda build --release --arm64 --output-format zip`',
+      `${path.join(empty, 'command-api', 'bootstrap.zip')} is missing: build the functions first, ` +
+        'from the repository root, with ./scripts/package-lambdas.sh',
     );
     expect(() => synth({ assetDir: empty })).toThrow(ConfigError);
   });
