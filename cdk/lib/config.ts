@@ -165,9 +165,8 @@ export function bootstrapZip(assetDir: string, name: FunctionName): string {
     throw new ConfigError(
       'assetDir',
       `${zip} is missing: build the functions first, from the repository root, with ` +
-        './scripts/package-lambdas.sh (or `cargo lambda build --release --arm64 --output-format zip ' +
-        '-p orders-handlers -p orders-projections`), or point -c assetDir=... at a directory holding ' +
-        '<function>/bootstrap.zip',
+        './scripts/package-lambdas.sh (cargo lambda build --arm64 --output-format zip, release ' +
+        'profile), or point -c assetDir=... at a directory holding <function>/bootstrap.zip',
     );
   }
   return zip;
