@@ -23,8 +23,13 @@ STATE_DIR="$ROOT/target/dynamodb-local"
 STAMP="$TOOL_DIR/node_modules/.orders-installed-lock.sha256"
 START_TIMEOUT="${DYNAMODB_LOCAL_START_TIMEOUT:-60}"
 
+SERVER_NAME="DynamoDB Local"
+
 say() { printf 'dynamodb-local: %s\n' "$*" >&2; }
 die() { printf 'dynamodb-local: error: %s\n' "$*" >&2; exit 1; }
+
+# shellcheck source=lib/local-server.sh
+source "$ROOT/scripts/lib/local-server.sh"
 
 # The major version of the java binary $1 (8 for "1.8.0_x", 17 for "17.0.15"), or nothing.
 java_major() {
@@ -112,10 +117,6 @@ cmd_install() {
     exec 9>&-
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # Any HTTP answer means the server is up; send a well-formed ListTables so that a 200 proves
 # the API works. DynamoDB Local reads the key id and region of a SigV4 header but checks no signature.
 answers() {
@@ -130,108 +131,22 @@ is_ours() { # pid → running DynamoDBLocal.jar?
     [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'DynamoDBLocal.jar'
 }
 
-stop_pid_file() {
-    local pid_file="$1" pid i
-    [[ -f $pid_file ]] || { say "no pid file $pid_file: nothing to stop"; return 0; }
-    pid="$(cat "$pid_file")"
-    if [[ $pid =~ ^[0-9]+$ ]] && is_ours "$pid"; then
-        kill "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            is_ours "$pid" || break
-            sleep 0.1
-        done
-        if is_ours "$pid"; then
-            say "pid $pid did not stop on SIGTERM within 10 s; sending SIGKILL"
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    fi
-    rm -f "$pid_file"
-}
-
 cmd_start() {
-    local java jar lib_dir port pid_file log pid attempt deadline
+    local java jar lib_dir
     java="$(find_java)" || die "no Java 17+ found: run 'scripts/dynamodb-local.sh install' first"
     jar="$(find_jar)" || die "DynamoDB Local is not installed: run 'scripts/dynamodb-local.sh install' first"
     command -v curl >/dev/null || die "curl is needed to check that DynamoDB Local answers"
     lib_dir="$(dirname "$jar")/DynamoDBLocal_lib"
-    mkdir -p "$STATE_DIR"
-
-    # A free port can be taken by someone else before java binds it: then try another.
-    for attempt in 1 2 3; do
-        port="$(free_port)"
-        pid_file="$STATE_DIR/$port.pid"
-        log="$STATE_DIR/$port.log"
-        # The child writes its own pid, so the file is right even if setsid has to fork.
-        # Its own session keeps a terminal's Ctrl-C away from it: `stop` ends it.
-        # It runs in $STATE_DIR, where it keeps its dynamodb-local-metadata.json. -sharedDb: one
-        # database whatever the client's key id and region, so every client sees the same tables.
-        (cd "$STATE_DIR" && exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-            "$java" -Xmx1g -Djava.library.path="$lib_dir" -jar "$jar" \
-            -inMemory -sharedDb -disableTelemetry -port "$port") </dev/null >"$log" 2>&1 &
-        trap 'stop_pid_file "$pid_file"; exit 130' INT TERM
-
-        deadline=$((SECONDS + START_TIMEOUT))
-        while ! answers "$port"; do
-            if [[ -f $pid_file ]] && ! is_ours "$(cat "$pid_file")"; then
-                if grep -qi 'address already in use' "$log"; then
-                    say "port $port was taken meanwhile; trying another"
-                    rm -f "$pid_file"
-                    continue 2
-                fi
-                say "DynamoDB Local exited before answering; the end of $log:"
-                tail -n 40 "$log" >&2
-                rm -f "$pid_file"
-                exit 1
-            fi
-            if ((SECONDS >= deadline)); then
-                say "DynamoDB Local did not answer on port $port within ${START_TIMEOUT}s; the end of $log:"
-                tail -n 40 "$log" >&2
-                stop_pid_file "$pid_file"
-                exit 1
-            fi
-            sleep 0.2
-        done
-        trap - INT TERM
-        say "listening on http://127.0.0.1:$port (pid $(cat "$pid_file"), log $log)"
-        printf 'export DYNAMODB_ENDPOINT=http://127.0.0.1:%s\n' "$port"
-        printf 'export DYNAMODB_LOCAL_PID_FILE=%q\n' "$pid_file"
-        return 0
-    done
-    die "could not find a free port for DynamoDB Local after 3 tries"
+    # It runs in $STATE_DIR, where it keeps its dynamodb-local-metadata.json. -sharedDb: one
+    # database whatever the client's key id and region, so every client sees the same tables.
+    start_server DYNAMODB_ENDPOINT DYNAMODB_LOCAL_PID_FILE python3 \
+        "$java" -Xmx1g -Djava.library.path="$lib_dir" -jar "$jar" \
+        -inMemory -sharedDb -disableTelemetry -port @PORT@
 }
 
-cmd_stop() {
-    local pid_file="${1:-${DYNAMODB_LOCAL_PID_FILE:-}}"
-    if [[ -n $pid_file ]]; then
-        stop_pid_file "$pid_file"
-        return 0
-    fi
-    local found=0
-    for pid_file in "$STATE_DIR"/*.pid; do
-        [[ -f $pid_file ]] || continue
-        found=1
-        stop_pid_file "$pid_file"
-    done
-    ((found)) || say "no instance to stop in $STATE_DIR"
-}
+cmd_stop() { stop_servers "${1:-${DYNAMODB_LOCAL_PID_FILE:-}}"; }
 
-# Runs a command against a fresh instance: starts one, exports its endpoint with dummy
-# credentials (for the emulator only, never a real account's), runs the command, and stops
-# the instance however the command ends.
-cmd_with() {
-    local env
-    env="$(cmd_start)"
-    eval "$env"
-    export DYNAMODB_ENDPOINT DYNAMODB_LOCAL_PID_FILE
-    trap 'stop_pid_file "$DYNAMODB_LOCAL_PID_FILE"' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-    export AWS_EC2_METADATA_DISABLED=true
-    unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
-    say "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
-    "$@"
-}
+cmd_with() { with_server DYNAMODB_ENDPOINT DYNAMODB_LOCAL_PID_FILE cmd_start "$@"; }
 
 case "${1:-}" in
 install) cmd_install ;;

@@ -31,8 +31,13 @@ TARGET_PYTHON="$VENV/target-python" # the interpreter they were installed for
 START_TIMEOUT="${MOTO_START_TIMEOUT:-60}"
 PYTHON="${MOTO_PYTHON:-python3}"
 
+SERVER_NAME="the moto server"
+
 say() { printf 'moto: %s\n' "$*" >&2; }
 die() { printf 'moto: error: %s\n' "$*" >&2; exit 1; }
+
+# shellcheck source=lib/local-server.sh
+source "$ROOT/scripts/lib/local-server.sh"
 
 pip_quiet=(--disable-pip-version-check --no-input --no-cache-dir --quiet)
 export PIP_ROOT_USER_ACTION=ignore # as root in CI; pip before 22.1 ignores it
@@ -185,10 +190,6 @@ cmd_lock() {
     say "wrote $LOCK_FILE (moto $(locked_version), $(grep -c '==' "$LOCK_FILE") packages)"
 }
 
-free_port() {
-    "$1" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # Any HTTP answer means the server is up; send a well-formed SQS ListQueues (JSON protocol) so
 # that a 200 proves the API works. moto routes on the service in the SigV4 credential scope and
 # checks no signature.
@@ -204,106 +205,19 @@ is_ours() { # pid → running moto server?
     [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q -- '-m moto.server'
 }
 
-stop_pid_file() {
-    local pid_file="$1" pid i
-    [[ -f $pid_file ]] || { say "no pid file $pid_file: nothing to stop"; return 0; }
-    pid="$(cat "$pid_file")"
-    if [[ $pid =~ ^[0-9]+$ ]] && is_ours "$pid"; then
-        kill "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            is_ours "$pid" || break
-            sleep 0.1
-        done
-        if is_ours "$pid"; then
-            say "pid $pid did not stop on SIGTERM within 10 s; sending SIGKILL"
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    fi
-    rm -f "$pid_file"
-}
-
 cmd_start() {
     local -a py
-    local port pid_file log attempt deadline
     mapfile -t py < <(moto_python) && ((${#py[@]})) && [[ -f $STAMP ]] ||
         die "the moto server is not installed: run 'scripts/moto.sh install' first"
     command -v curl >/dev/null || die "curl is needed to check that the moto server answers"
-    mkdir -p "$STATE_DIR"
-
-    # A free port can be taken by someone else before moto binds it: then try another.
-    for attempt in 1 2 3; do
-        port="$(free_port "${py[-1]}")"
-        pid_file="$STATE_DIR/$port.pid"
-        log="$STATE_DIR/$port.log"
-        # The child writes its own pid, so the file is right even if setsid has to fork.
-        # Its own session keeps a terminal's Ctrl-C away from it: `stop` ends it.
-        # PYTHONUNBUFFERED: its log is complete when we show its end.
-        (cd "$STATE_DIR" && PYTHONUNBUFFERED=1 exec setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-            "${py[@]}" -m moto.server -H 127.0.0.1 -p "$port") </dev/null >"$log" 2>&1 &
-        trap 'stop_pid_file "$pid_file"; exit 130' INT TERM
-
-        deadline=$((SECONDS + START_TIMEOUT))
-        while ! answers "$port"; do
-            if [[ -f $pid_file ]] && ! is_ours "$(cat "$pid_file")"; then
-                if grep -qi 'address already in use' "$log"; then
-                    say "port $port was taken meanwhile; trying another"
-                    rm -f "$pid_file"
-                    continue 2
-                fi
-                say "the moto server exited before answering; the end of $log:"
-                tail -n 40 "$log" >&2
-                rm -f "$pid_file"
-                exit 1
-            fi
-            if ((SECONDS >= deadline)); then
-                say "the moto server did not answer on port $port within ${START_TIMEOUT}s; the end of $log:"
-                tail -n 40 "$log" >&2
-                stop_pid_file "$pid_file"
-                exit 1
-            fi
-            sleep 0.2
-        done
-        trap - INT TERM
-        say "listening on http://127.0.0.1:$port (pid $(cat "$pid_file"), log $log)"
-        printf 'export MOTO_ENDPOINT=http://127.0.0.1:%s\n' "$port"
-        printf 'export MOTO_PID_FILE=%q\n' "$pid_file"
-        return 0
-    done
-    die "could not find a free port for the moto server after 3 tries"
+    # PYTHONUNBUFFERED: its log is complete when we show its end.
+    start_server MOTO_ENDPOINT MOTO_PID_FILE "${py[-1]}" \
+        env PYTHONUNBUFFERED=1 "${py[@]}" -m moto.server -H 127.0.0.1 -p @PORT@
 }
 
-cmd_stop() {
-    local pid_file="${1:-${MOTO_PID_FILE:-}}"
-    if [[ -n $pid_file ]]; then
-        stop_pid_file "$pid_file"
-        return 0
-    fi
-    local found=0
-    for pid_file in "$STATE_DIR"/*.pid; do
-        [[ -f $pid_file ]] || continue
-        found=1
-        stop_pid_file "$pid_file"
-    done
-    ((found)) || say "no server to stop in $STATE_DIR"
-}
+cmd_stop() { stop_servers "${1:-${MOTO_PID_FILE:-}}"; }
 
-# Runs a command against a fresh server: starts one, exports its endpoint with dummy
-# credentials (for the emulator only, never a real account's), runs the command, and stops
-# the server however the command ends.
-cmd_with() {
-    local env
-    env="$(cmd_start)"
-    eval "$env"
-    export MOTO_ENDPOINT MOTO_PID_FILE
-    trap 'stop_pid_file "$MOTO_PID_FILE"' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-    export AWS_EC2_METADATA_DISABLED=true
-    unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
-    say "MOTO_ENDPOINT=$MOTO_ENDPOINT"
-    "$@"
-}
+cmd_with() { with_server MOTO_ENDPOINT MOTO_PID_FILE cmd_start "$@"; }
 
 case "${1:-}" in
 install) cmd_install ;;
