@@ -1158,7 +1158,8 @@ fn idempotency_record(
     }
 }
 
-fn view(
+/// A view of an order of two items, for tests.
+pub fn view(
     order_id: OrderId,
     customer: &str,
     status: OrderStatus,

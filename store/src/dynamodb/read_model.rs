@@ -3,14 +3,17 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt};
 use orders_domain::OrderId;
 use serde_json::{Map, Value, json};
 
 use super::error::{
-    Item, THROTTLED_RETRY_AFTER, backoff, conditional, get_s, internal, n, s, sdk_error,
+    CONTENDED_RETRY_AFTER, Item, THROTTLED_RETRY_AFTER, backoff, conditional, get_s, internal,
+    is_throttling, n, s, sdk_error,
 };
+use super::events::MAX_TRANSACTION_ATTEMPTS;
 use crate::{
     ConditionalPut, ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, StoreError,
 };
@@ -19,9 +22,12 @@ use crate::{
 const BATCH_GET_KEYS: usize = 100;
 /// Rounds of `BatchGetItem` for one chunk while DynamoDB leaves keys unprocessed (throttling).
 const BATCH_GET_ATTEMPTS: u32 = 6;
-/// Conditional `PutItem`s of one `put_many` in flight at once (`BatchWriteItem` has no
-/// conditions, so each write is its own call).
-const PUT_CONCURRENCY: usize = 16;
+/// Conditional writes per `TransactWriteItems` of `put_many`: `BatchWriteItem`'s batch size
+/// (DynamoDB allows 100 actions, but a cancelled transaction is all redone, so smaller is
+/// cheaper under contention).
+const PUTS_PER_TRANSACTION: usize = 25;
+/// Transactions of one `put_many` in flight at once.
+const TRANSACTIONS_IN_FLIGHT: usize = 4;
 
 pub(super) const BY_CUSTOMER: &str = "byCustomer";
 pub(super) const BY_STATUS: &str = "byStatus";
@@ -157,24 +163,159 @@ pub(super) async fn put(
     conditional("PutItem", request.send().await)
 }
 
-/// Each write its own conditional `PutItem`, a bounded number at a time; outcomes in input
-/// order. The first failure ends the batch (the writes already made stand: each is whole, and
-/// the projector re-judges them on retry).
+/// The conditional writes in `TransactWriteItems` of up to [`PUTS_PER_TRANSACTION`], a few
+/// transactions in flight; outcomes in input order.
+///
+/// A transaction is the only batched write DynamoDB has that takes a condition per item
+/// (`BatchWriteItem` takes none, so it could overwrite a view a concurrent writer just advanced).
+/// It is all or nothing, so a cancelled one is read item by item, from its cancellation reasons
+/// (in action order):
+/// - `ConditionalCheckFailed`: that write is [`PutOutcome::VersionMismatch`], as a lone
+///   `PutItem`'s would be;
+/// - `None`: the item was fine; it goes into the next attempt;
+/// - `TransactionConflict` or throttling: it goes into the next attempt, after a backoff, at most
+///   [`MAX_TRANSACTION_ATTEMPTS`] contended attempts in all, then [`StoreError::Unavailable`].
+///
+/// A single write (the usual projector batch of one order) is a plain conditional `PutItem`:
+/// a transaction costs two write units per item, a `PutItem` one. A transaction may touch an
+/// item only once, so an order that appears again starts a new wave of transactions, sent after
+/// the earlier wave's, so that its writes land in input order. The first failure ends the batch;
+/// the writes already made stand (each is whole, and callers re-judge on retry).
 pub(super) async fn put_many(
     client: &Client,
     table: &str,
     puts: &[ConditionalPut],
 ) -> Result<Vec<PutOutcome>, StoreError> {
-    // Collected first: a closure in the stream would make the future's Send check
-    // higher-ranked, which async-trait's boxing cannot prove.
-    let writes: Vec<_> = puts
-        .iter()
-        .map(|p| put(client, table, &p.view, p.expected_version))
-        .collect();
-    futures::stream::iter(writes)
-        .buffered(PUT_CONCURRENCY)
-        .try_collect()
-        .await
+    let mut outcomes = Vec::with_capacity(puts.len());
+    for wave in waves(puts) {
+        let writes: Vec<_> = wave
+            .chunks(PUTS_PER_TRANSACTION)
+            .map(|chunk| put_chunk(client, table, chunk))
+            .collect();
+        let settled: Vec<Vec<PutOutcome>> = futures::stream::iter(writes)
+            .buffered(TRANSACTIONS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        outcomes.extend(settled.into_iter().flatten());
+    }
+    Ok(outcomes)
+}
+
+/// `puts` cut, in order, into runs in which no order appears twice.
+fn waves(puts: &[ConditionalPut]) -> Vec<&[ConditionalPut]> {
+    let mut waves = Vec::new();
+    let mut start = 0;
+    let mut orders = HashSet::new();
+    for (i, put) in puts.iter().enumerate() {
+        if !orders.insert(put.view.order_id) {
+            waves.push(&puts[start..i]);
+            start = i;
+            orders.clear();
+            orders.insert(put.view.order_id);
+        }
+    }
+    if start < puts.len() {
+        waves.push(&puts[start..]);
+    }
+    waves
+}
+
+fn transact_put(table: &str, put: &ConditionalPut) -> Result<TransactWriteItem, StoreError> {
+    let request = Put::builder()
+        .table_name(table)
+        .set_item(Some(view_item(&put.view)?));
+    let request = match put.expected_version {
+        None => request.condition_expression("attribute_not_exists(orderId)"),
+        Some(expected) => request
+            .condition_expression("#v = :expected")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":expected", n(expected)),
+    };
+    Ok(TransactWriteItem::builder()
+        .put(request.build().map_err(internal)?)
+        .build())
+}
+
+/// One transaction's worth of writes (distinct orders), until each has an outcome.
+async fn put_chunk(
+    client: &Client,
+    table: &str,
+    chunk: &[ConditionalPut],
+) -> Result<Vec<PutOutcome>, StoreError> {
+    let mut outcomes = vec![PutOutcome::Written; chunk.len()];
+    // Indexes into `chunk` still to be written.
+    let mut pending: Vec<usize> = (0..chunk.len()).collect();
+    let mut contended = 0;
+    while let Some(&first) = pending.first() {
+        if pending.len() == 1 {
+            let put_one = &chunk[first];
+            outcomes[first] = put(client, table, &put_one.view, put_one.expected_version).await?;
+            break;
+        }
+        let items = pending
+            .iter()
+            .map(|&i| transact_put(table, &chunk[i]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let err = match client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => break, // every pending write is Written
+            Err(err) => err,
+        };
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancel))
+                if cancel.cancellation_reasons().len() == pending.len() =>
+            {
+                cancel.cancellation_reasons()
+            }
+            _ => return Err(sdk_error("TransactWriteItems", err)),
+        };
+        let mut retry = Vec::with_capacity(pending.len());
+        let mut contention = None;
+        for (&i, reason) in pending.iter().zip(reasons) {
+            match reason.code().unwrap_or("None") {
+                "ConditionalCheckFailed" => outcomes[i] = PutOutcome::VersionMismatch,
+                "None" => retry.push(i),
+                "TransactionConflict" => {
+                    retry.push(i);
+                    contention.get_or_insert(("transaction conflict", CONTENDED_RETRY_AFTER));
+                }
+                code if is_throttling(code) => {
+                    retry.push(i);
+                    contention = Some(("throttled", THROTTLED_RETRY_AFTER));
+                }
+                code => {
+                    return Err(internal(format_args!(
+                        "a read-model transaction was cancelled: {code}: {}",
+                        reason.message().unwrap_or("no message")
+                    )));
+                }
+            }
+        }
+        if retry.len() == pending.len() && contention.is_none() {
+            // No item says why: retrying the same transaction would loop.
+            return Err(internal(
+                "a read-model transaction was cancelled with no reason given",
+            ));
+        }
+        if let Some((why, retry_after)) = contention {
+            contended += 1;
+            if contended >= MAX_TRANSACTION_ATTEMPTS {
+                return Err(StoreError::Unavailable {
+                    reason: format!(
+                        "a read-model transaction was cancelled {contended} times: {why}"
+                    ),
+                    retry_after,
+                });
+            }
+            tokio::time::sleep(backoff(contended)).await;
+        }
+        pending = retry;
+    }
+    Ok(outcomes)
 }
 
 /// The GSI of a listing, its partition key attribute and value, and its sort key attribute.
@@ -351,6 +492,31 @@ fn page_key_to_item(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waves_hold_each_order_once_in_input_order() {
+        let put = |order: OrderId| ConditionalPut {
+            view: crate::contract::view(order, "c-1", orders_domain::OrderStatus::Pending, 1, 1, 1),
+            expected_version: None,
+        };
+        let orders: Vec<OrderId> = (0..60)
+            .map(|_| OrderId::from_uuid(uuid::Uuid::now_v7()))
+            .collect();
+        let mut puts: Vec<ConditionalPut> = orders.iter().map(|&o| put(o)).collect();
+        puts.insert(10, put(orders[3])); // the same order again
+        puts.push(put(orders[40])); // and another, in the second wave
+        let cut = waves(&puts);
+        let sizes: Vec<usize> = cut.iter().map(|w| w.len()).collect();
+        assert_eq!(sizes, [10, 51, 1]);
+        let flat: Vec<OrderId> = cut
+            .iter()
+            .flat_map(|w| w.iter().map(|p| p.view.order_id))
+            .collect();
+        let input: Vec<OrderId> = puts.iter().map(|p| p.view.order_id).collect();
+        assert_eq!(flat, input);
+        assert_eq!(waves(&puts[..60]).len(), 2);
+        assert!(waves(&[]).is_empty());
+    }
 
     #[test]
     fn page_keys_round_trip_and_malformed_ones_are_internal() {

@@ -31,8 +31,8 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use orders_domain::{
-    Currency, CustomerId, EventData, Items, LineItem, OrderEvent, OrderId, Quantity, Sku,
-    Timestamp, UnitPrice,
+    Currency, CustomerId, EventData, Items, LineItem, OrderEvent, OrderId, OrderStatus, Quantity,
+    Sku, Timestamp, UnitPrice,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -526,6 +526,108 @@ async fn throttled_reads_and_read_model_writes_are_unavailable() {
         clean.put(&view, None).await.unwrap(),
         crate::PutOutcome::Written
     );
+}
+
+fn created_view(order: OrderId) -> crate::OrderView {
+    crate::contract::view(order, "c-batch", OrderStatus::Pending, 1_000, 1_000, 1)
+}
+
+fn new_views(count: usize) -> Vec<crate::ConditionalPut> {
+    (0..count)
+        .map(|_| crate::ConditionalPut {
+            view: created_view(OrderId::from_uuid(Uuid::now_v7())),
+            expected_version: None,
+        })
+        .collect()
+}
+
+async fn stored_views(store: &DynamoStore, puts: &[crate::ConditionalPut]) -> usize {
+    let ids: Vec<OrderId> = puts.iter().map(|p| p.view.order_id).collect();
+    store.get_many(&ids).await.unwrap().len()
+}
+
+/// `put_many` batches its writes in transactions of 25; a transaction cancelled by a conflict
+/// on one item is tried again with every item, and each ends written.
+#[tokio::test]
+async fn read_model_transactions_retry_conflicted_items() {
+    let mut reasons = vec!["None"; 25];
+    reasons[7] = "TransactionConflict";
+    let fault = Fault::new("TransactWriteItems", cancelled(&reasons), 1);
+    let (store, clean) = faulty_store(&fault).await;
+    let puts = new_views(60);
+    let outcomes = store.put_many(&puts).await.unwrap();
+    assert_eq!(outcomes, vec![crate::PutOutcome::Written; 60]);
+    assert_eq!(
+        fault.attempts(),
+        4,
+        "transactions of 25 + 25 + 10, the cancelled one once more"
+    );
+    assert_eq!(stored_views(&clean, &puts).await, 60);
+}
+
+/// A transaction that keeps colliding gives up after a bounded number of attempts, as an append
+/// does; nothing of it is written.
+#[tokio::test]
+async fn read_model_transactions_that_keep_conflicting_are_unavailable() {
+    let fault = Fault::always(
+        "TransactWriteItems",
+        cancelled(&["None", "TransactionConflict", "None"]),
+    );
+    let (store, clean) = faulty_store(&fault).await;
+    let puts = new_views(3);
+    assert_unavailable(
+        store.put_many(&puts).await,
+        super::error::CONTENDED_RETRY_AFTER,
+        "persistent read-model conflicts",
+    );
+    assert_eq!(fault.attempts(), MAX_TRANSACTION_ATTEMPTS as usize);
+    assert_eq!(stored_views(&clean, &puts).await, 0);
+}
+
+/// Against DynamoDB Local itself: one transaction whose conditions fail for some items reports
+/// those as version mismatches and writes the others; the same order twice in one batch goes
+/// into separate transactions (a transaction may touch an item only once).
+#[tokio::test]
+async fn read_model_transactions_judge_each_item_and_split_repeated_orders() {
+    let store = DynamoLocal::new().fresh().await;
+    let puts = new_views(30);
+    // Every third view already exists, so its "no view yet" condition fails.
+    for put in puts.iter().step_by(3) {
+        assert_eq!(
+            store.put(&put.view, None).await.unwrap(),
+            crate::PutOutcome::Written
+        );
+    }
+    let outcomes = store.put_many(&puts).await.unwrap();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let expected = if i % 3 == 0 {
+            crate::PutOutcome::VersionMismatch
+        } else {
+            crate::PutOutcome::Written
+        };
+        assert_eq!(*outcome, expected, "write {i}");
+    }
+    assert_eq!(stored_views(&store, &puts).await, 30);
+
+    let order = OrderId::from_uuid(Uuid::now_v7());
+    let v1 = created_view(order);
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    let twice = [
+        crate::ConditionalPut {
+            view: v1,
+            expected_version: None,
+        },
+        crate::ConditionalPut {
+            view: v2.clone(),
+            expected_version: Some(1),
+        },
+    ];
+    assert_eq!(
+        store.put_many(&twice).await.unwrap(),
+        [crate::PutOutcome::Written, crate::PutOutcome::Written]
+    );
+    assert_eq!(ReadModelStore::get(&store, order).await.unwrap(), Some(v2));
 }
 
 /// A failed condition is definitive: reported at once, without retrying, even when other items
