@@ -1,5 +1,6 @@
 //! `orders`: the local runtime and operator tools.
 
+mod memory;
 mod replay;
 mod serve;
 mod signal;
@@ -39,10 +40,23 @@ enum Command {
     Tables(tables::TablesCommand),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let arenas_capped = memory::cap_malloc_arenas(workers + 1);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("the Tokio runtime starts")
+        .block_on(run(arenas_capped))
+}
+
+async fn run(arenas_capped: bool) -> std::process::ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    if !arenas_capped {
+        tracing::warn!("could not cap malloc's arenas: memory use may creep up on long runs");
+    }
     let result = match cli.command {
         Command::Replay(args) => return replay::main(args).await,
         Command::Serve(args) => serve::run(args).await,
