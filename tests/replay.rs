@@ -15,7 +15,7 @@ use orders_tests::replay::{
     corrupt_five_ways, parse_run, replay, replay_command, seed_orders, wait_for_view,
 };
 use orders_tests::streams::{append, lifecycle, new_order_id};
-use orders_tests::{Server, client, create_unique_tables, dynamodb_endpoint, get_json};
+use orders_tests::{Server, client, create_unique_tables, dynamodb_endpoint, get_json, orders_bin};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -315,6 +315,73 @@ async fn an_interrupted_replay_resumes_to_the_state_of_an_uninterrupted_one() {
     assert_eq!(dump(dir.path(), "orders"), dump(dir.path(), "reference"));
     let verify = replay(&["--db", &db, "--verify"], &[]);
     assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+/// Progress as an operator sees it. Off a terminal: a log line every `--progress-every`
+/// seconds, with the phase, the events so far, the rate and the ETA. On a terminal (a
+/// pseudo-terminal from util-linux's `script`): a bar with the phase, events/s and the ETA.
+/// Either way the summary comes last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_a_bar_on_a_terminal_and_log_lines_off_one() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_direct(dir.path(), 1500).await; // 4 500 events: 1.5 s at 3 000 events/s
+    let db = db_arg(dir.path());
+
+    let logged = replay(
+        &[
+            "--db",
+            &db,
+            "--into",
+            "logged",
+            "--max-rate",
+            "3000",
+            "--progress-every",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(logged.code, 0, "{}", logged.stderr);
+    let lines: Vec<&str> = logged
+        .stderr
+        .lines()
+        .filter(|line| line.contains("replay progress"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("phase=\"folding events\"")
+                && line.contains("events_per_s=")
+                && line.contains("eta_s=")),
+        "a progress line with rate and ETA: {}",
+        logged.stderr
+    );
+    assert!(!logged.stderr.contains(", ETA "), "no bar off a terminal");
+
+    let command = format!(
+        "'{}' replay --db '{db}' --into shown --max-rate 3000",
+        orders_bin().display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run `script` (Debian's bsdutils) to give the replay a terminal");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(
+        screen.contains("folding events ["),
+        "the bar's phase: {screen}"
+    );
+    assert!(screen.contains(" events, "), "the bar's count: {screen}");
+    assert!(
+        screen.contains("/s, ETA "),
+        "the bar's rate and ETA: {screen}"
+    );
+    assert!(
+        screen.contains("replay of shown: done"),
+        "the summary: {screen}"
+    );
+    assert_eq!(dump(dir.path(), "shown"), dump(dir.path(), "logged"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,9 +36,6 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// memory flat whatever the file's size.
 const REPLAY_PAGE_CACHE_KIB: u32 = 512;
 
-/// How often the progress line is logged when stderr is not a terminal.
-const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(10);
-
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
     #[command(flatten)]
@@ -91,6 +88,11 @@ pub struct ReplayArgs {
     /// table's capacity to the service [default: no limit].
     #[arg(long, env = "ORDERS_REPLAY_MAX_RATE", value_parser = clap::value_parser!(u32).range(1..))]
     max_rate: Option<u32>,
+
+    /// Seconds between progress log lines when stderr is not a terminal (on a terminal,
+    /// progress is a bar).
+    #[arg(long, env = "ORDERS_REPLAY_PROGRESS_EVERY", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    progress_every: u64,
 }
 
 fn parse_order_id(raw: &str) -> Result<OrderId, String> {
@@ -214,7 +216,8 @@ async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         crate::signal::shutdown_requested().await;
         std::process::exit(EXIT_INTERRUPTED.into());
     });
-    let display = ProgressDisplay::start(replay.progress());
+    let display =
+        ProgressDisplay::start(replay.progress(), Duration::from_secs(args.progress_every));
     let outcome = replay.run(stop_rx).await;
     display.finish().await;
     let outcome = outcome.with_context(|| {
@@ -309,7 +312,8 @@ struct ProgressDisplay {
 }
 
 impl ProgressDisplay {
-    fn start(progress: Arc<Progress>) -> Self {
+    /// `log_every`: the interval between log lines off a terminal.
+    fn start(progress: Arc<Progress>, log_every: Duration) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let on_terminal = std::io::stderr().is_terminal();
         let task = tokio::spawn(async move {
@@ -327,7 +331,7 @@ impl ProgressDisplay {
             let every = if on_terminal {
                 Duration::from_millis(200)
             } else {
-                LOG_PROGRESS_EVERY
+                log_every
             };
             let started = std::time::Instant::now();
             let first = progress.events();
