@@ -142,6 +142,29 @@ pub(super) async fn batch_get(
     Ok(found)
 }
 
+/// The condition of a view write, for a `PutItem` and a transaction's `Put` alike: the stored
+/// view is at `expected_version`, or (`None`) there is none.
+struct VersionCondition {
+    expression: &'static str,
+    names: Option<HashMap<String, String>>,
+    values: Option<Item>,
+}
+
+fn version_condition(expected_version: Option<u64>) -> VersionCondition {
+    match expected_version {
+        None => VersionCondition {
+            expression: "attribute_not_exists(orderId)",
+            names: None,
+            values: None,
+        },
+        Some(expected) => VersionCondition {
+            expression: "#v = :expected",
+            names: Some(HashMap::from([("#v".to_owned(), "version".to_owned())])),
+            values: Some(Item::from([(":expected".to_owned(), n(expected))])),
+        },
+    }
+}
+
 /// A `PutItem` conditional on the stored view's version (`None`: no stored view).
 pub(super) async fn put(
     client: &Client,
@@ -149,18 +172,17 @@ pub(super) async fn put(
     view: &OrderView,
     expected_version: Option<u64>,
 ) -> Result<PutOutcome, StoreError> {
-    let request = client
+    let condition = version_condition(expected_version);
+    let result = client
         .put_item()
         .table_name(table)
-        .set_item(Some(view_item(view)?));
-    let request = match expected_version {
-        None => request.condition_expression("attribute_not_exists(orderId)"),
-        Some(expected) => request
-            .condition_expression("#v = :expected")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":expected", n(expected)),
-    };
-    conditional("PutItem", request.send().await)
+        .set_item(Some(view_item(view)?))
+        .condition_expression(condition.expression)
+        .set_expression_attribute_names(condition.names)
+        .set_expression_attribute_values(condition.values)
+        .send()
+        .await;
+    conditional("PutItem", result)
 }
 
 /// The conditional writes in `TransactWriteItems` of up to [`PUTS_PER_TRANSACTION`], a few
@@ -221,19 +243,16 @@ fn waves(puts: &[ConditionalPut]) -> Vec<&[ConditionalPut]> {
 }
 
 fn transact_put(table: &str, put: &ConditionalPut) -> Result<TransactWriteItem, StoreError> {
-    let request = Put::builder()
+    let condition = version_condition(put.expected_version);
+    let put = Put::builder()
         .table_name(table)
-        .set_item(Some(view_item(&put.view)?));
-    let request = match put.expected_version {
-        None => request.condition_expression("attribute_not_exists(orderId)"),
-        Some(expected) => request
-            .condition_expression("#v = :expected")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":expected", n(expected)),
-    };
-    Ok(TransactWriteItem::builder()
-        .put(request.build().map_err(internal)?)
-        .build())
+        .set_item(Some(view_item(&put.view)?))
+        .condition_expression(condition.expression)
+        .set_expression_attribute_names(condition.names)
+        .set_expression_attribute_values(condition.values)
+        .build()
+        .map_err(internal)?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// One transaction's worth of writes (distinct orders), until each has an outcome.
