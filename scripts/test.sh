@@ -5,7 +5,8 @@
 # when missing, Java 17 (Debian), and the moto server
 # (PyPI moto[server], into a venv in tools/moto/), the local EventBridge + SQS. The tests run
 # against one in-memory instance of each on a free port (DYNAMODB_ENDPOINT, MOTO_ENDPOINT),
-# both stopped on exit. Tests that need them fail, never skip, when they are missing.
+# both stopped on exit. Tests that need them fail, never skip, when they are missing. Last, the
+# IAM conformance check (scripts/iam-check.sh) judges the AWS requests the tests recorded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,5 +36,13 @@ step "moto server: install (PyPI moto[server])"
 step "cargo build --bins"
 cargo build --locked --bins
 
+# tests/iam_conformance.rs records every AWS request of the functions and the operator's
+# commands here; the IAM conformance check below reads them.
+export ORDERS_AWS_CALLS_DIR="$PWD/target/aws-calls"
+rm -rf "$ORDERS_AWS_CALLS_DIR"
+
 step "cargo test --workspace (on a fresh DynamoDB Local and moto server)"
 ./scripts/dynamodb-local.sh with ./scripts/moto.sh with cargo test --workspace --locked
+
+step "IAM conformance: the recorded calls against the synthesized stack's policies"
+./scripts/iam-check.sh --recorded "$ORDERS_AWS_CALLS_DIR"

@@ -168,74 +168,10 @@ describe('2. functions', () => {
     }
   });
 
-  // Every grant, exactly: anything added or widened fails here.
+  // Which grants each role holds is not listed here by hand: the IAM conformance check
+  // (scripts/iam-check.sh, cdk/iam/check.ts, test/iam.test.ts) derives them from the requests
+  // the functions really make, and fails on a missing grant and on an unused one.
   const grants = (fn: (typeof all)[number]) => grantsOf(template, logicalId(stack, fn.role));
-  const basics = (fn: (typeof all)[number]) => [
-    `logs:CreateLogStream on ${logicalId(stack, fn.logGroup)}.Arn`,
-    `logs:PutLogEvents on ${logicalId(stack, fn.logGroup)}.Arn`,
-    'xray:PutTelemetryRecords on *',
-    'xray:PutTraceSegments on *',
-  ];
-  const streamRead = [
-    'dynamodb:DescribeStream',
-    'dynamodb:GetRecords',
-    'dynamodb:GetShardIterator',
-  ].map((action) => `${action} on ${tables.events}.StreamArn`);
-  const sendTo = (queue: string) =>
-    ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'].map((action) => `${action} on ${queue}.Arn`);
-  const failures = (id: string) => logicalId(stack, stack.node.findChild(id).node.findChild('Failures') as never);
-
-  test('least privilege: command-api writes and queries events, reads and writes idempotency', () => {
-    expect(grants(fns.commands)).toEqual(
-      [
-        ...basics(fns.commands),
-        `dynamodb:PutItem on ${tables.events}.Arn`,
-        `dynamodb:Query on ${tables.events}.Arn`,
-        `dynamodb:GetItem on ${tables.idempotency}.Arn`,
-        `dynamodb:PutItem on ${tables.idempotency}.Arn`,
-      ].sort(),
-    );
-  });
-
-  test('least privilege: query-api only reads orders (and its indexes) and events', () => {
-    expect(grants(fns.queries)).toEqual(
-      [
-        ...basics(fns.queries),
-        `dynamodb:GetItem on ${tables.orders}.Arn`,
-        `dynamodb:GetItem on ${tables.orders}.Arn/index/*`,
-        `dynamodb:Query on ${tables.orders}.Arn`,
-        `dynamodb:Query on ${tables.orders}.Arn/index/*`,
-        `dynamodb:Query on ${tables.events}.Arn`,
-      ].sort(),
-    );
-  });
-
-  test('least privilege: projector reads the stream, queries events, reads and writes views', () => {
-    expect(grants(fns.projector)).toEqual(
-      [
-        ...basics(fns.projector),
-        ...streamRead,
-        'dynamodb:ListStreams on *',
-        `dynamodb:Query on ${tables.events}.Arn`,
-        `dynamodb:BatchGetItem on ${tables.orders}.Arn`,
-        `dynamodb:GetItem on ${tables.orders}.Arn`,
-        `dynamodb:PutItem on ${tables.orders}.Arn`,
-        ...sendTo(failures('ProjectorStream')),
-      ].sort(),
-    );
-  });
-
-  test('least privilege: publisher reads the stream and puts events on the one bus', () => {
-    expect(grants(fns.publisher)).toEqual(
-      [
-        ...basics(fns.publisher),
-        ...streamRead,
-        'dynamodb:ListStreams on *',
-        `events:PutEvents on ${logicalId(stack, stack.bus.bus)}.Arn`,
-        ...sendTo(failures('PublisherStream')),
-      ].sort(),
-    );
-  });
 
   test('no wildcard actions anywhere, and "*" resources only for actions that take no resource', () => {
     // X-Ray's and ListStreams' IAM actions have no resource types: "*" is the only form.
@@ -676,8 +612,6 @@ describe('switching to a shadow read model (readModelTable)', () => {
     const queries = grantsOf(t, logicalId(s, s.functions.queries.role));
     expect(shadowArn(queries).sort()).toEqual([
       'dynamodb:GetItem on table/orders-read-model-v2',
-      'dynamodb:GetItem on table/orders-read-model-v2/index/*',
-      'dynamodb:Query on table/orders-read-model-v2',
       'dynamodb:Query on table/orders-read-model-v2/index/*',
     ]);
     const projector = grantsOf(t, logicalId(s, s.functions.projector.role));

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: runs the real `orders` binary and talks HTTP to it.
 
 pub mod apigw_events;
+pub mod recorder;
 pub mod replay;
 pub mod runtime_api;
 pub mod streams;

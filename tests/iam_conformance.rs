@@ -1,0 +1,397 @@
+//! The calls each principal really makes, recorded for the IAM conformance check
+//! (`scripts/iam-check.sh`, DESIGN §8).
+//!
+//! The four real bootstraps run as Lambda runs them (our Runtime API, the Lambda environment),
+//! and the operator runs `orders tables create` and `orders replay`, each principal behind a
+//! recording proxy of its own in front of DynamoDB Local and moto (`support/recorder.rs`).
+//! The scenario walks every code path that needs a permission of its own:
+//!
+//! - `command-api`: a create with an `Idempotency-Key` (the record in the same transaction),
+//!   its replay (the record read back), a conditional confirm, ship and cancel (a
+//!   `ConditionCheck` on the current version beside the new event), a lost `If-Match`;
+//! - `projector`: one order's first event (one view, written alone), a gap (healed from the
+//!   event store) and a batch of several orders (read and written in batches);
+//! - `publisher`: a batch of events to the bus;
+//! - `query-api`: a view, `minVersion` ahead of the view and `atVersion` (folds from the
+//!   event store), the history, both listings with a cursor;
+//! - operator: `tables create` (fresh, then again), `replay --verify`, a live repair of a
+//!   missing and an orphan view, `replay --into` a shadow table and its `--verify`.
+//!
+//! The test asserts that each path did what it should; the check (`cdk/iam/check.ts`) then
+//! maps every recorded request to its IAM actions and resources and evaluates them against the
+//! synthesized stack's policies.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use orders_domain::OrderId;
+use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
+use orders_store::{EventStore, ReadModelScan, ReadModelStore, StoredEvent};
+use orders_tests::apigw_events::{self, GatewayResponse};
+use orders_tests::recorder::{Recorder, Upstreams};
+use orders_tests::replay::replay;
+use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
+use orders_tests::streams::{batch, moto_endpoint};
+use orders_tests::{dynamodb_endpoint, new_order, orders_bin, unique_tables};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+const CURSOR_KEY: &str = "iam-check-cursor-key-0123456789abcdef0123";
+
+/// A bootstrap behind its own Runtime API and recorder. Killed when dropped.
+struct Function {
+    api: RuntimeApi,
+    recorder: Recorder,
+    log: std::path::PathBuf,
+    child: Child,
+}
+
+impl Function {
+    /// Starts `name` with `env`, its AWS endpoints pointed at its own recorder, which knows the
+    /// resource names of `names`.
+    async fn start(
+        name: &str,
+        dir: &Path,
+        names: &[(&str, &str)],
+        env: &[(&str, &str)],
+        upstreams: Upstreams,
+    ) -> Function {
+        let api = RuntimeApi::start().await;
+        let recorder = Recorder::start(name, names, upstreams).await;
+        let mut all = lambda_env(&api, name);
+        for (k, v) in names.iter().chain(env) {
+            all.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        all.push(("AWS_ENDPOINT_URL".to_owned(), recorder.url.clone()));
+        all.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()));
+        let log = dir.join(format!("{name}.log"));
+        let child = spawn_function(&sibling_bin(name), &all, Some(&log));
+        Function {
+            api,
+            recorder,
+            log,
+            child,
+        }
+    }
+
+    async fn invoke(&self, event: Value) -> Value {
+        match self.api.invoke(event, ANSWER_WITHIN).await {
+            Outcome::Response(raw) => raw,
+            Outcome::Error(diagnostic) => panic!(
+                "the function failed: {diagnostic}\nlog:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            ),
+        }
+    }
+
+    async fn http(&self, event: Value) -> GatewayResponse {
+        GatewayResponse::parse(&self.invoke(event).await)
+    }
+
+    /// Delivers a stream batch and asserts that it was processed whole.
+    async fn stream(&self, events: &[&StoredEvent]) {
+        let response = self
+            .invoke(serde_json::to_value(batch(events, 1)).unwrap())
+            .await;
+        assert_eq!(
+            response["batchItemFailures"],
+            json!([]),
+            "{response}\nlog:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `orders <args>` as the operator, through `operator`'s recorder.
+fn operator_command(operator: &Recorder, names: &[(&str, &str)], args: &[&str]) -> String {
+    let output = Command::new(orders_bin())
+        .args(args)
+        .args(["--endpoint-url", &operator.url])
+        .envs(names.iter().copied())
+        .output()
+        .expect("run orders");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "orders {args:?}: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn post(path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Value {
+    apigw_events::v2("POST", path, "", headers, body)
+}
+
+fn get(path: &str, query: &str) -> Value {
+    apigw_events::v2("GET", path, query, &[], None)
+}
+
+async fn history(store: &DynamoStore, id: &str) -> Vec<StoredEvent> {
+    let id = OrderId::from_uuid(id.parse::<Uuid>().expect("an order id"));
+    store.load(id, None).await.expect("load the order's events")
+}
+
+/// The targets `recorder` saw, without the `Service_Version.` prefix, in order.
+fn operations(recorder: &Recorder) -> Vec<String> {
+    recorder
+        .targets()
+        .iter()
+        .map(|t| t.rsplit('.').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn assert_made(recorder: &Recorder, wanted: &[&str]) {
+    let made = operations(recorder);
+    for op in wanted {
+        assert!(
+            made.iter().any(|m| m == op),
+            "{}: no {op} among {made:?}",
+            recorder.file.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_principal_walks_its_code_paths_through_a_recorder() {
+    let dynamodb = dynamodb_endpoint();
+    let moto = moto_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let tables = unique_tables("iam");
+    let names: Vec<(&str, &str)> = tables.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dynamo_only = || Upstreams {
+        dynamodb: dynamodb.clone(),
+        moto: None,
+    };
+
+    // The operator creates the tables, then runs the same command again (it is idempotent).
+    let operator = Recorder::start("operator", &names, dynamo_only()).await;
+    operator_command(&operator, &names, &["tables", "create"]);
+    operator_command(&operator, &names, &["tables", "create"]);
+    assert_made(
+        &operator,
+        &["CreateTable", "DescribeTable", "UpdateTimeToLive"],
+    );
+
+    // The harness's own view of the store: unrecorded, it is not a principal.
+    let store = DynamoStore::new(
+        dynamodb::client(Some(&dynamodb)).await,
+        DynamoTables {
+            events: names[0].1.to_owned(),
+            orders: names[1].1.to_owned(),
+            idempotency: names[2].1.to_owned(),
+        },
+    );
+
+    // command-api.
+    let commands = Function::start("command-api", dir.path(), &names, &[], dynamo_only()).await;
+    let keyed = post(
+        "/orders",
+        &[("Idempotency-Key", "iam-create-1")],
+        Some(&new_order("iam-customer")),
+    );
+    let created = commands.http(keyed.clone()).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let a = created.body["orderId"].as_str().unwrap().to_owned();
+    let replayed = commands.http(keyed).await;
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    let confirmed = commands
+        .http(post(
+            &format!("/orders/{a}/confirm"),
+            &[("If-Match", "\"1\"")],
+            None,
+        ))
+        .await;
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    let stale = commands
+        .http(post(
+            &format!("/orders/{a}/ship"),
+            &[("If-Match", "\"1\"")],
+            None,
+        ))
+        .await;
+    assert_eq!(stale.status, 412, "{stale:?}");
+    let shipped = commands
+        .http(post(&format!("/orders/{a}/ship"), &[], None))
+        .await;
+    assert_eq!(shipped.status, 200, "{shipped:?}");
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let created = commands
+            .http(post("/orders", &[], Some(&new_order("iam-customer"))))
+            .await;
+        assert_eq!(created.status, 201, "{created:?}");
+        others.push(created.body["orderId"].as_str().unwrap().to_owned());
+    }
+    let cancelled = commands
+        .http(post(
+            &format!("/orders/{}/cancel", others[0]),
+            &[],
+            Some(&json!({"reason": "changed my mind"})),
+        ))
+        .await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    assert_made(
+        &commands.recorder,
+        &["TransactWriteItems", "GetItem", "Query"],
+    );
+
+    // projector: one view alone, then a gap, then several orders at once.
+    let order_a = history(&store, &a).await;
+    assert_eq!(order_a.len(), 3);
+    let projector = Function::start("projector", dir.path(), &names[..2], &[], dynamo_only()).await;
+    projector.stream(&[&order_a[0]]).await;
+    projector.stream(&[&order_a[2]]).await;
+    let mut all: Vec<StoredEvent> = order_a.clone();
+    for id in &others {
+        all.extend(history(&store, id).await);
+    }
+    projector.stream(&all.iter().collect::<Vec<_>>()).await;
+    for id in std::iter::once(&a).chain(&others) {
+        let events = history(&store, id).await;
+        let last = events.last().unwrap();
+        let view = store.get(last.order_id).await.unwrap().expect("a view");
+        assert_eq!(view.version, last.version, "order {id}");
+    }
+
+    // publisher: every event to a bus on moto.
+    let bus = create_bus(&moto).await;
+    let publisher = Function::start(
+        "publisher",
+        dir.path(),
+        &[("EVENT_BUS_NAME", bus.as_str())],
+        &[("EVENT_SOURCE", "orders")],
+        Upstreams {
+            dynamodb: dynamodb.clone(),
+            moto: Some(moto.clone()),
+        },
+    )
+    .await;
+    publisher.stream(&all.iter().collect::<Vec<_>>()).await;
+    let published = publisher.recorder.calls();
+    let entries: usize = published
+        .iter()
+        .map(|c| c["body"]["Entries"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(entries, all.len(), "every event went to the bus once");
+    assert!(
+        published.iter().all(|c| c["status"] == 200),
+        "{published:?}"
+    );
+
+    // query-api.
+    let queries = Function::start(
+        "query-api",
+        dir.path(),
+        &names,
+        &[("CURSOR_KEY", CURSOR_KEY)],
+        dynamo_only(),
+    )
+    .await;
+    let view = queries.http(get(&format!("/orders/{a}"), "")).await;
+    assert_eq!(
+        (view.status, &view.body["status"]),
+        (200, &json!("SHIPPED"))
+    );
+    let ahead = queries
+        .http(get(&format!("/orders/{a}"), "minVersion=4"))
+        .await;
+    assert_eq!(ahead.status, 200, "{ahead:?}");
+    let then = queries
+        .http(get(&format!("/orders/{a}"), "atVersion=1"))
+        .await;
+    assert_eq!(
+        (then.status, &then.body["status"]),
+        (200, &json!("PENDING"))
+    );
+    let events = queries.http(get(&format!("/orders/{a}/events"), "")).await;
+    assert_eq!(
+        events.body["events"].as_array().map(Vec::len),
+        Some(3),
+        "{events:?}"
+    );
+    let page = queries
+        .http(get("/orders", "customerId=iam-customer&limit=2"))
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let cursor = page.body["nextCursor"].as_str().expect("a second page");
+    let rest = queries
+        .http(get(
+            "/orders",
+            &format!("customerId=iam-customer&limit=2&cursor={cursor}"),
+        ))
+        .await;
+    assert_eq!(rest.body["items"].as_array().map(Vec::len), Some(1));
+    let shipped = queries.http(get("/orders", "status=SHIPPED")).await;
+    assert_eq!(shipped.body["items"][0]["orderId"], a.as_str());
+    assert_made(&queries.recorder, &["GetItem", "Query"]);
+
+    // The operator: verify, repair a missing and an orphan view, rebuild into a shadow table.
+    let env: Vec<(&str, &str)> = names.clone();
+    let with_endpoint = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|s| (*s).to_owned())
+            .chain(["--backend", "dynamodb", "--endpoint-url", &operator.url].map(str::to_owned))
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let args = with_endpoint(args);
+        replay(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env)
+    };
+    let clean = run(&["--verify"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let missing = OrderId::from_uuid(others[1].parse().unwrap());
+    assert_eq!(
+        store.delete(missing, 1).await.unwrap(),
+        orders_store::PutOutcome::Written
+    );
+    let mut ghost =
+        serde_json::to_value(store.get(all[0].order_id).await.unwrap().unwrap()).unwrap();
+    ghost["orderId"] = json!(Uuid::now_v7().to_string());
+    store
+        .put(&serde_json::from_value(ghost).unwrap(), None)
+        .await
+        .unwrap();
+    let drift = run(&["--verify"]);
+    assert_eq!(drift.code, 1, "{}", drift.stderr);
+    let repaired = run(&[]);
+    assert_eq!(repaired.code, 0, "{}", repaired.stderr);
+    assert_eq!(run(&["--verify"]).code, 0);
+    let shadow = format!("{}-v2", names[1].1);
+    assert_eq!(run(&["--into", &shadow]).code, 0);
+    assert_eq!(run(&["--into", &shadow, "--verify"]).code, 0);
+    assert_made(
+        &operator,
+        &[
+            "Scan",
+            "PutItem",
+            "DeleteItem",
+            "CreateTable",
+            "DescribeTable",
+        ],
+    );
+}
+
+/// A bus on moto (made by the harness, not by a principal under test).
+async fn create_bus(moto: &str) -> String {
+    let config = orders_store::aws::sdk_config(Some(moto), "AWS_ENDPOINT_URL_EVENTBRIDGE").await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let name = format!("iam-bus-{}", Uuid::now_v7().simple());
+    events
+        .create_event_bus()
+        .name(&name)
+        .send()
+        .await
+        .expect("create the bus");
+    name
+}
