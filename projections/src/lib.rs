@@ -3,7 +3,8 @@
 //! - [`projector`]: folds each event into its order's [`OrderView`](orders_store::OrderView),
 //!   idempotently and with version-conditional writes, healing gaps from the event store.
 //! - [`publisher`]: sends each event to a [`Bus`] (EventBridge `PutEvents` semantics:
-//!   batches of at most 10 entries and 256 KB, only failed entries retried).
+//!   batches of at most 10 entries and 256 KB, only failed entries retried), each order's
+//!   events in version order, an order's next event only once the previous one is accepted.
 //! - [`local_bus`]: the [`Bus`] used when there is no EventBridge: a JSON-lines file plus a
 //!   live Server-Sent Events feed at `GET /local/bus`.
 //! - [`feed`]: tails the embedded change feed for one named consumer from its checkpoint.

@@ -50,7 +50,8 @@ where
         bus,
         PublisherConfig {
             source,
-            // One call at a time keeps the local file in feed order.
+            // One call at a time: the file's lines are in send order, each order's events in
+            // version order (as with any setting) and the orders interleaved as sent.
             max_concurrent_batches: 1,
             ..PublisherConfig::default()
         },

@@ -4,17 +4,34 @@
 //! - Entry: `Source` (configurable, default `orders`), `DetailType` = the `eventType`,
 //!   `Detail` = the envelope JSON (eventId, orderId, version, eventType, occurredAt,
 //!   schemaVersion, data, metadata).
-//! - Batches: at most [`MAX_BATCH_ENTRIES`] entries and [`MAX_BATCH_BYTES`] bytes, counted as
-//!   EventBridge counts them. An entry that alone exceeds the limit can never be sent and is
-//!   reported as failed at once.
+//! - Order: one order's events go out in the order they are given (the stream and the feed
+//!   give them in version order). An event is sent only once every earlier event of its order
+//!   has been accepted, so a call never holds two events of one order and no two calls in
+//!   flight do either. EventBridge does not promise to deliver a call's entries to targets in
+//!   entry order, so sending v1 and v2 in the same call would not keep them in order; they
+//!   go in consecutive calls instead.
+//! - Batches: the events that may go now (at most one per order) are packed, in input order,
+//!   into calls of at most [`MAX_BATCH_ENTRIES`] entries and [`MAX_BATCH_BYTES`] bytes,
+//!   counted as EventBridge counts them, several calls at once. So 100 events of 100 orders
+//!   take 10 calls, 10 orders of 3 events 3 calls, but 100 events of one order 100 calls,
+//!   one after the other: the price of its order. An entry that alone exceeds the byte limit
+//!   can never be sent and fails at once.
 //! - `PutEvents` can accept part of a batch: each entry's result is checked (the
 //!   `FailedEntryCount` case) and only the failed entries are resent, with exponential backoff
-//!   and jitter, a bounded number of times. What still fails is reported per event, so the
-//!   caller can resume from the first of them.
+//!   and jitter, a bounded number of times each. Other orders carry on meanwhile, in the same
+//!   calls.
+//! - An event that still fails stops its order: its later events are not sent in this call
+//!   of [`Publisher::publish`] and are reported as failed too ([`PRIOR_EVENT_FAILED`]), so a
+//!   subscriber never sees v2 without v1. Everything is reported per event; the lowest failed
+//!   index ([`PublishError::first_failure`]) is where the caller resumes (the partial batch
+//!   response's `SequenceNumber`, the feed's checkpoint), and the retry from there sends the
+//!   held-back events in order.
 //!
 //! Delivery is at-least-once: a retried call may duplicate entries the bus had accepted
-//! before failing. Subscribers dedupe on `eventId`.
+//! before failing, and a resumed batch resends the other orders' events after the first
+//! failure. Subscribers dedupe on `eventId`.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -31,6 +48,8 @@ pub use crate::backoff::RetryPolicy;
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// EventBridge's `PutEvents` limit on a call's total entry size (256 KB).
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// The [`FailedEvent::code`] of an event not sent because an earlier event of its order failed.
+pub const PRIOR_EVENT_FAILED: &str = "PriorEventFailed";
 
 /// One `PutEventsRequestEntry`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +107,10 @@ pub struct PublisherConfig {
     /// The target bus (`EVENT_BUS_NAME`); `None` for the default bus.
     pub event_bus_name: Option<String>,
     pub retry: RetryPolicy,
-    /// `PutEvents` calls in flight at once. Entries are unordered on EventBridge anyway; 1
-    /// keeps a local file in feed order.
+    /// `PutEvents` calls in flight at once. Calls in flight never hold two events of one order
+    /// (an order's next event waits until the previous one is accepted), so this trades
+    /// throughput against load, not order. 1 makes a local file's lines follow the send order
+    /// exactly (across orders too).
     pub max_concurrent_batches: usize,
 }
 
@@ -113,7 +134,8 @@ pub struct FailedEvent {
     pub order_id: OrderId,
     pub version: u64,
     /// The bus's `ErrorCode`, or one of ours: `EntryTooLarge`, `BusUnavailable`,
-    /// `BusRejected`, `InvalidResponse`.
+    /// `BusRejected`, `InvalidResponse`, or [`PRIOR_EVENT_FAILED`] for an event held back
+    /// because an earlier event of its order failed.
     pub code: String,
     pub message: String,
 }
@@ -126,16 +148,17 @@ pub struct PublishError {
 }
 
 impl PublishError {
-    /// The input index of the first unpublished event: where a retry must resume.
+    /// The lowest input index of an unpublished event, whichever order it belongs to and
+    /// whenever it failed: where a retry must resume. Every event before it was accepted.
     pub fn first_failure(&self) -> usize {
-        self.failed.first().map_or(0, |f| f.index)
+        self.failed.iter().map(|f| f.index).min().unwrap_or(0)
     }
 }
 
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} event(s) not published", self.failed.len())?;
-        if let Some(first) = self.failed.first() {
+        if let Some(first) = self.failed.iter().min_by_key(|f| f.index) {
             write!(
                 f,
                 "; first: event {} of order {} ({}: {})",
@@ -171,26 +194,41 @@ impl Publisher {
         }
     }
 
-    /// Publishes every event at least once, or reports which ones could not be published.
+    /// Publishes every event at least once, each order's in input order, or reports which
+    /// ones could not be published (see the module docs).
     pub async fn publish(&self, events: &[StoredEvent]) -> Result<(), PublishError> {
         let entries: Vec<BusEntry> = events.iter().map(|e| self.entry(e)).collect();
+        let mut orders = Orders::new(events);
+        // Times each entry was sent.
+        let mut attempts = vec![0u32; events.len()];
         let mut failed = Vec::new();
-        let mut pending = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            if entry.size() > MAX_BATCH_BYTES {
-                let message = format!(
-                    "the entry is {} bytes; PutEvents takes at most {MAX_BATCH_BYTES}",
-                    entry.size()
-                );
-                failed.push(failure(events, i, "EntryTooLarge", message));
-            } else {
-                pending.push(i);
-            }
-        }
 
-        let mut attempt = 1;
-        while !pending.is_empty() {
-            let calls = futures::stream::iter(batches(&entries, &pending))
+        loop {
+            // The next entry of every order still going: at most one per order.
+            let mut ready = Vec::new();
+            for order in 0..orders.queues.len() {
+                let Some(i) = orders.next(order) else {
+                    continue;
+                };
+                if entries[i].size() > MAX_BATCH_BYTES {
+                    let message = format!(
+                        "the entry is {} bytes; PutEvents takes at most {MAX_BATCH_BYTES}",
+                        entries[i].size()
+                    );
+                    orders.fail(events, i, "EntryTooLarge", message, &mut failed);
+                } else {
+                    ready.push(i);
+                }
+            }
+            if ready.is_empty() {
+                break;
+            }
+            ready.sort_unstable();
+
+            for &i in &ready {
+                attempts[i] += 1;
+            }
+            let calls = futures::stream::iter(batches(&entries, &ready))
                 .map(|batch| {
                     let request: Vec<BusEntry> =
                         batch.iter().map(|&i| entries[i].clone()).collect();
@@ -200,82 +238,173 @@ impl Publisher {
                 .collect::<Vec<_>>()
                 .await;
 
-            // (index, code, message) of every entry worth another attempt.
-            let mut retry: Vec<(usize, String, String)> = Vec::new();
+            // The most attempts among the entries to resend, for the backoff; 0: none.
+            let mut retried = 0;
             for (batch, outcome) in calls {
-                match outcome {
-                    Ok(results) if results.len() == batch.len() => {
-                        for (i, result) in batch.into_iter().zip(results) {
-                            if let EntryResult::Failed { code, message } = result {
-                                retry.push((i, code, message));
-                            }
+                for (i, sent) in sent(batch, outcome) {
+                    match sent {
+                        Sent::Accepted => orders.accepted(i),
+                        Sent::Failed { code, message }
+                            if attempts[i] >= self.config.retry.max_attempts =>
+                        {
+                            orders.fail(events, i, &code, message, &mut failed)
+                        }
+                        Sent::Failed { .. } => retried = retried.max(attempts[i]),
+                        Sent::Rejected { message } => {
+                            orders.fail(events, i, "BusRejected", message, &mut failed)
                         }
                     }
-                    Ok(results) => {
-                        let message = format!(
-                            "the bus answered {} results for {} entries",
-                            results.len(),
-                            batch.len()
-                        );
-                        retry.extend(
-                            batch
-                                .into_iter()
-                                .map(|i| (i, "InvalidResponse".to_owned(), message.clone())),
-                        );
-                    }
-                    Err(BusError::Unavailable(message)) => retry.extend(
-                        batch
-                            .into_iter()
-                            .map(|i| (i, "BusUnavailable".to_owned(), message.clone())),
-                    ),
-                    Err(BusError::Rejected(message)) => failed.extend(
-                        batch
-                            .into_iter()
-                            .map(|i| failure(events, i, "BusRejected", message.clone())),
-                    ),
                 }
             }
-            if retry.is_empty() {
-                break;
-            }
-            if attempt >= self.config.retry.max_attempts {
-                failed.extend(
-                    retry
-                        .into_iter()
-                        .map(|(i, code, message)| failure(events, i, &code, message)),
+            if retried > 0 {
+                // One pause for the whole next round, not only for the failed orders: the
+                // usual cause is throttling, which is the account's, not an order's.
+                let delay = self.config.retry.delay(retried);
+                tracing::debug!(
+                    attempt = retried,
+                    delay_ms = delay.as_millis() as u64,
+                    "bus entries failed; retrying them"
                 );
-                break;
+                tokio::time::sleep(delay).await;
             }
-            let delay = self.config.retry.delay(attempt);
-            tracing::debug!(
-                entries = retry.len(),
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                "bus entries failed; retrying them"
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-            pending = retry.into_iter().map(|(i, ..)| i).collect();
-            pending.sort_unstable();
         }
 
         if failed.is_empty() {
             return Ok(());
         }
         failed.sort_by_key(|f| f.index);
-        for f in &failed {
-            let event = &events[f.index];
-            tracing::warn!(
-                orderId = %event.order_id,
-                correlationId = %event.metadata.correlation_id,
-                eventId = %event.event_id,
-                version = event.version,
-                code = %f.code,
-                message = %f.message,
-                "event not published"
-            );
-        }
         Err(PublishError { failed })
+    }
+}
+
+/// Each order's entries still to send, in input order: the front one is the only one that
+/// may be in flight.
+struct Orders {
+    /// Per order, in order of first appearance: input indexes.
+    queues: Vec<VecDeque<usize>>,
+    /// Per input index: its order's queue.
+    order_of: Vec<usize>,
+}
+
+impl Orders {
+    fn new(events: &[StoredEvent]) -> Self {
+        let mut by_id: HashMap<OrderId, usize> = HashMap::new();
+        let mut queues: Vec<VecDeque<usize>> = Vec::new();
+        let mut order_of = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let order = *by_id.entry(event.order_id).or_insert_with(|| {
+                queues.push(VecDeque::new());
+                queues.len() - 1
+            });
+            queues[order].push_back(i);
+            order_of.push(order);
+        }
+        Self { queues, order_of }
+    }
+
+    /// The order's next entry to send, if it has one left.
+    fn next(&self, order: usize) -> Option<usize> {
+        self.queues[order].front().copied()
+    }
+
+    /// Entry `i`, its order's front one, was accepted: the next one may go.
+    fn accepted(&mut self, i: usize) {
+        let front = self.queues[self.order_of[i]].pop_front();
+        debug_assert_eq!(front, Some(i), "only an order's front entry is sent");
+    }
+
+    /// Entry `i`, its order's front one, failed for good: it is reported with `code`, and the
+    /// order's later entries, never sent, as [`PRIOR_EVENT_FAILED`].
+    fn fail(
+        &mut self,
+        events: &[StoredEvent],
+        i: usize,
+        code: &str,
+        message: String,
+        failed: &mut Vec<FailedEvent>,
+    ) {
+        let queue = std::mem::take(&mut self.queues[self.order_of[i]]);
+        debug_assert_eq!(queue.front(), Some(&i), "only an order's front entry fails");
+        let event = &events[i];
+        tracing::warn!(
+            orderId = %event.order_id,
+            correlationId = %event.metadata.correlation_id,
+            eventId = %event.event_id,
+            version = event.version,
+            code,
+            %message,
+            held_back = queue.len().saturating_sub(1),
+            "event not published; the order's later events in the batch are not sent"
+        );
+        failed.push(failure(events, i, code, message));
+        let reason = format!(
+            "not sent: event {} of the order was not published ({code})",
+            event.version
+        );
+        for later in queue.into_iter().filter(|&later| later != i) {
+            let held = &events[later];
+            tracing::debug!(
+                orderId = %held.order_id,
+                correlationId = %held.metadata.correlation_id,
+                eventId = %held.event_id,
+                version = held.version,
+                "event not sent: an earlier event of its order failed"
+            );
+            failed.push(failure(events, later, PRIOR_EVENT_FAILED, reason.clone()));
+        }
+    }
+}
+
+/// What became of one sent entry.
+enum Sent {
+    Accepted,
+    /// Not accepted, with the bus's `ErrorCode` or ours: worth resending.
+    Failed {
+        code: String,
+        message: String,
+    },
+    /// The whole call was refused: resending it cannot help.
+    Rejected {
+        message: String,
+    },
+}
+
+/// Each entry of a call, with what became of it.
+fn sent(batch: Vec<usize>, outcome: Result<Vec<EntryResult>, BusError>) -> Vec<(usize, Sent)> {
+    let all = |code: &str, message: String| {
+        batch
+            .iter()
+            .map(|&i| {
+                let (code, message) = (code.to_owned(), message.clone());
+                (i, Sent::Failed { code, message })
+            })
+            .collect()
+    };
+    match outcome {
+        Ok(results) if results.len() == batch.len() => batch
+            .iter()
+            .zip(results)
+            .map(|(&i, result)| match result {
+                EntryResult::Accepted { .. } => (i, Sent::Accepted),
+                EntryResult::Failed { code, message } => (i, Sent::Failed { code, message }),
+            })
+            .collect(),
+        Ok(results) => all(
+            "InvalidResponse",
+            format!(
+                "the bus answered {} results for {} entries",
+                results.len(),
+                batch.len()
+            ),
+        ),
+        Err(BusError::Unavailable(message)) => all("BusUnavailable", message),
+        Err(BusError::Rejected(message)) => batch
+            .iter()
+            .map(|&i| {
+                let message = message.clone();
+                (i, Sent::Rejected { message })
+            })
+            .collect(),
     }
 }
 
@@ -291,8 +420,8 @@ fn failure(events: &[StoredEvent], index: usize, code: &str, message: String) ->
     }
 }
 
-/// Splits `pending` (indexes into `entries`, each within the byte limit on its own) into
-/// `PutEvents` calls, in order, each within both limits.
+/// Splits `pending` (indexes into `entries`, each within the byte limit on its own, at most
+/// one per order) into `PutEvents` calls, in order, each within both limits.
 fn batches(entries: &[BusEntry], pending: &[usize]) -> Vec<Vec<usize>> {
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut bytes = 0;

@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::*;
+use crate::publisher::{Bus, BusEntry, BusError, EntryResult, PublisherConfig};
 use crate::test_support::*;
 
 /// Records what it handled; optionally fails once at one event, or dawdles over each batch.
@@ -89,7 +90,7 @@ const NAME: &str = "test-consumer";
 /// Starts a consumer; send on the returned channel to shut it down.
 fn start(
     store: &SqliteStore,
-    handler: Arc<Recorder>,
+    handler: impl ConsumerHandler + 'static,
     batch_size: usize,
 ) -> (oneshot::Sender<()>, JoinHandle<u64>) {
     let (stop, stopped) = oneshot::channel::<()>();
@@ -211,4 +212,96 @@ async fn an_idle_consumer_stops_at_once() {
     stop.send(()).unwrap();
     assert_eq!(run.await.unwrap(), 0);
     assert!(asked.elapsed() < Duration::from_secs(1));
+}
+
+/// Fails chosen entries a number of times, accepts the rest; logs what was sent and accepted.
+#[derive(Default)]
+struct FlakyBus {
+    failures: Mutex<std::collections::HashMap<Uuid, u32>>,
+    sent: Mutex<Vec<Uuid>>,
+    accepted: Mutex<Vec<Uuid>>,
+}
+
+#[async_trait]
+impl Bus for FlakyBus {
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
+        let mut failures = self.failures.lock().unwrap();
+        Ok(entries
+            .iter()
+            .map(|entry| {
+                let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+                let id: Uuid = detail["eventId"].as_str().unwrap().parse().unwrap();
+                self.sent.lock().unwrap().push(id);
+                match failures.get_mut(&id) {
+                    Some(left) if *left > 0 => {
+                        *left -= 1;
+                        EntryResult::Failed {
+                            code: "ThrottlingException".into(),
+                            message: "injected".into(),
+                        }
+                    }
+                    _ => {
+                        self.accepted.lock().unwrap().push(id);
+                        EntryResult::Accepted { event_id: None }
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn the_publisher_resumes_at_its_lowest_failed_event_and_keeps_each_order_in_order() {
+    // Given orders A, B and C of three events each in the feed, and a bus that fails B's v1
+    // three times: more than one publish call's two attempts
+    let (_dir, store) = store();
+    let ids = append_orders(&store, 3).await;
+    let bus = Arc::new(FlakyBus::default());
+    bus.failures.lock().unwrap().insert(ids[3], 3);
+    let publisher = Publisher::new(
+        bus.clone(),
+        PublisherConfig {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+            },
+            ..PublisherConfig::default()
+        },
+    );
+
+    // When the publisher consumes the feed until it is caught up
+    let (stop, run) = start(&store, publisher, 100);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.load_checkpoint(NAME).await.unwrap() != head(&store).await {
+        assert!(Instant::now() < deadline, "caught up in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    run.await.unwrap();
+
+    // Then B's v2 was first sent only after B's v1 was accepted, in the retried batch
+    let sent = bus.sent.lock().unwrap().clone();
+    let accepted = bus.accepted.lock().unwrap().clone();
+    let b2_sent = sent.iter().position(|id| *id == ids[4]).unwrap();
+    let b1_sends = sent[..b2_sent].iter().filter(|id| **id == ids[3]).count();
+    assert_eq!(b1_sends, 4, "B's v1 failed three times, then was accepted");
+    // and the retry resumed at B's v1: A once, B once, C twice (before and after the resume)
+    let mut expected = ids.clone();
+    expected.extend_from_slice(&ids[6..]);
+    let mut got = accepted.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    // and the bus received each order's events in version order (C's came again after the
+    // resume: delivery is at-least-once).
+    for order in ids.chunks(3) {
+        let of_order: Vec<Uuid> = accepted
+            .iter()
+            .copied()
+            .filter(|id| order.contains(id))
+            .collect();
+        let first = &of_order[..3];
+        assert_eq!(first, order);
+    }
 }

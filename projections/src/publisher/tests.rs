@@ -38,6 +38,16 @@ struct FaultyBus {
     rejections: AtomicU32,
     /// Every call as the publisher made it.
     calls: Mutex<Vec<Vec<Uuid>>>,
+    /// Every entry sent, and then what the publisher was told of it, in the order it happened.
+    log: Mutex<Vec<Step>>,
+}
+
+/// One thing that happened to an entry, as the publisher saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Sent(Uuid),
+    Accepted(Uuid),
+    Failed(Uuid),
 }
 
 impl FaultyBus {
@@ -57,6 +67,13 @@ impl FaultyBus {
     }
     fn calls(&self) -> Vec<Vec<Uuid>> {
         self.calls.lock().unwrap().clone()
+    }
+    fn log(&self) -> Vec<Step> {
+        self.log.lock().unwrap().clone()
+    }
+    /// How many times the publisher sent the entry of `id`.
+    fn sends(&self, id: Uuid) -> usize {
+        self.calls().concat().iter().filter(|&&s| s == id).count()
     }
 }
 
@@ -81,10 +98,27 @@ impl Bus for FaultyBus {
         );
         let bytes: usize = entries.iter().map(BusEntry::size).sum();
         assert!(bytes <= MAX_BATCH_BYTES, "{bytes} bytes");
-        self.calls
+        let ids: Vec<Uuid> = entries.iter().map(event_id_of).collect();
+        self.calls.lock().unwrap().push(ids.clone());
+        self.log
             .lock()
             .unwrap()
-            .push(entries.iter().map(event_id_of).collect());
+            .extend(ids.iter().copied().map(Step::Sent));
+        let outcome = self.answer(entries).await;
+        let mut log = self.log.lock().unwrap();
+        match &outcome {
+            Ok(results) => log.extend(ids.iter().zip(results).map(|(&id, result)| match result {
+                EntryResult::Accepted { .. } => Step::Accepted(id),
+                EntryResult::Failed { .. } => Step::Failed(id),
+            })),
+            Err(_) => log.extend(ids.iter().copied().map(Step::Failed)),
+        }
+        outcome
+    }
+}
+
+impl FaultyBus {
+    async fn answer(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
         if take_one(&self.rejections) {
             return Err(BusError::Rejected("AccessDeniedException".into()));
         }
@@ -152,6 +186,69 @@ fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
+/// `per_order` events (v1, v2, ...) of each of `orders` orders, one order after the other,
+/// as a stream batch holds them.
+fn orders_of(orders: usize, per_order: u64) -> Vec<StoredEvent> {
+    (0..orders)
+        .flat_map(|_| {
+            let order = new_order_id();
+            (1..=per_order).map(move |v| match v {
+                1 => event(order, 1, created()),
+                v => event(order, v, orders_domain::EventData::OrderConfirmed),
+            })
+        })
+        .collect()
+}
+
+/// Asserts that the publisher kept every order in version order: no call held two events of
+/// one order, an event was first sent only after the previous event of its order had been
+/// accepted, and the bus received each order's events in version order.
+fn assert_each_order_in_version_order(bus: &FaultyBus, events: &[StoredEvent]) {
+    let by_id: HashMap<Uuid, &StoredEvent> = events.iter().map(|e| (e.event_id, e)).collect();
+    for call in bus.calls() {
+        let mut orders: Vec<OrderId> = call.iter().map(|id| by_id[id].order_id).collect();
+        orders.sort_by_key(|o| o.to_string());
+        let before = orders.len();
+        orders.dedup();
+        assert_eq!(orders.len(), before, "one call, two events of one order");
+    }
+
+    let log = bus.log();
+    let position = |step: Step| log.iter().position(|s| *s == step);
+    let mut previous: HashMap<OrderId, &StoredEvent> = HashMap::new();
+    for later in events {
+        let Some(earlier) = previous.insert(later.order_id, later) else {
+            continue;
+        };
+        let Some(sent) = position(Step::Sent(later.event_id)) else {
+            continue;
+        };
+        let accepted = position(Step::Accepted(earlier.event_id));
+        assert!(
+            accepted.is_some_and(|accepted| accepted < sent),
+            "v{} of {} sent (step {sent}) before v{} was accepted ({accepted:?})",
+            later.version,
+            later.order_id,
+            earlier.version
+        );
+    }
+
+    let mut received: HashMap<OrderId, Vec<u64>> = HashMap::new();
+    for id in bus.delivered() {
+        let event = by_id[&id];
+        received
+            .entry(event.order_id)
+            .or_default()
+            .push(event.version);
+    }
+    for (order, versions) in received {
+        assert!(
+            versions.windows(2).all(|v| v[0] <= v[1]),
+            "{order} received out of order: {versions:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_event_is_sent_once_as_one_entry_in_batches_of_ten() {
     let bus = Arc::new(FaultyBus::default());
@@ -191,28 +288,31 @@ async fn every_event_is_sent_once_as_one_entry_in_batches_of_ten() {
 
 #[tokio::test]
 async fn only_failed_entries_are_resent() {
+    // Given ten orders of three events, and a bus that fails three entries 1, 2 and 3 times
     let events = events(10); // 30 events
-    let flaky = [events[3].event_id, events[17].event_id, events[29].event_id];
-    let bus = Arc::new(
-        FaultyBus::default()
-            .fail_entry(flaky[0], 1)
-            .fail_entry(flaky[1], 2)
-            .fail_entry(flaky[2], 3),
-    );
+    let flaky = [(3, 1), (17, 2), (29, 3)];
+    let mut bus = FaultyBus::default();
+    for (i, times) in flaky {
+        bus = bus.fail_entry(events[i].event_id, times);
+    }
+    let bus = Arc::new(bus);
+
+    // When they are published
     publisher(bus.clone()).publish(&events).await.unwrap();
 
-    let calls = bus.calls();
-    let first_round: usize = 3;
-    assert_eq!(calls[..first_round].concat().len(), 30);
-    let retried = calls[first_round..].concat();
-    assert_eq!(
-        sorted(retried),
-        sorted(vec![
-            flaky[0], flaky[1], flaky[1], flaky[2], flaky[2], flaky[2]
-        ])
-    );
-    // Every event arrived, exactly once: the failed entries were not accepted before.
+    // Then each flaky entry was sent once per failure plus once, every other entry once
+    for (i, event) in events.iter().enumerate() {
+        let failures = flaky.iter().find(|(f, _)| *f == i).map_or(0, |(_, t)| *t);
+        assert_eq!(
+            bus.sends(event.event_id),
+            1 + failures as usize,
+            "event {i}"
+        );
+    }
+    // and every event arrived exactly once (a failed entry was not accepted before), each
+    // order's in version order.
     assert_eq!(sorted(bus.delivered()), sorted(ids(&events)));
+    assert_each_order_in_version_order(&bus, &events);
 }
 
 #[tokio::test]
@@ -228,36 +328,47 @@ async fn a_lost_response_resends_the_batch_so_every_event_arrives_at_least_once(
     for id in ids(&events) {
         assert!(delivered.contains(&id), "{id} delivered");
     }
-    // The batch whose response was lost went twice; the others once.
-    assert_eq!(delivered.len(), 21 + bus.calls()[3].len());
+    // The first call (every order's v1) went twice, as its response was lost; the others
+    // once. No v2 went before its v1 was resent and accepted.
+    assert_eq!(bus.calls()[0].len(), 7);
+    assert_eq!(bus.calls()[1], bus.calls()[0]);
+    assert_eq!(delivered.len(), 21 + 7);
+    assert_each_order_in_version_order(&bus, &events);
 }
 
 #[tokio::test]
 async fn what_still_fails_after_the_retries_is_reported_per_event() {
+    // Given five orders of three events, and a bus that always fails the third order's v2
     let events = events(5); // 15 events
     let stuck = &events[7];
     let bus = Arc::new(FaultyBus::default().fail_entry(stuck.event_id, u32::MAX));
+
+    // When they are published
     let error = publisher(bus.clone()).publish(&events).await.unwrap_err();
 
+    // Then the stuck event is reported with the bus's error, and its order's v3 as held back
     assert_eq!(error.first_failure(), 7);
-    assert_eq!(error.failed.len(), 1);
-    let failed = &error.failed[0];
-    assert_eq!(
-        (failed.event_id, failed.order_id, failed.version),
-        (stuck.event_id, stuck.order_id, stuck.version)
-    );
-    assert_eq!(failed.code, "ThrottlingException");
-    // Sent once, then retried until the attempts ran out; never more.
-    let attempts = bus
-        .calls()
-        .concat()
+    let reported: Vec<(usize, Uuid, OrderId, u64, &str)> = error
+        .failed
         .iter()
-        .filter(|&&id| id == stuck.event_id)
-        .count();
-    assert_eq!(attempts, 4);
-    let mut others = ids(&events);
-    others.remove(7);
+        .map(|f| (f.index, f.event_id, f.order_id, f.version, f.code.as_str()))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            (7, stuck.event_id, stuck.order_id, 2, "ThrottlingException"),
+            (8, events[8].event_id, stuck.order_id, 3, PRIOR_EVENT_FAILED),
+        ]
+    );
+    // Sent once, then retried until the attempts ran out; never more. Its v3 never went.
+    assert_eq!(bus.sends(stuck.event_id), 4);
+    assert_eq!(bus.sends(events[8].event_id), 0);
+    let others: Vec<Uuid> = ids(&events)
+        .into_iter()
+        .filter(|id| ![events[7].event_id, events[8].event_id].contains(id))
+        .collect();
     assert_eq!(sorted(bus.delivered()), sorted(others));
+    assert_each_order_in_version_order(&bus, &events);
 }
 
 #[tokio::test]
@@ -268,9 +379,13 @@ async fn a_rejected_call_is_reported_without_retrying() {
         ..FaultyBus::default()
     });
     let error = publisher(bus.clone()).publish(&events).await.unwrap_err();
-    assert_eq!(error.failed.len(), 3);
-    assert!(error.failed.iter().all(|f| f.code == "BusRejected"));
-    assert_eq!(bus.calls().len(), 1);
+    let codes: Vec<&str> = error.failed.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        ["BusRejected", PRIOR_EVENT_FAILED, PRIOR_EVENT_FAILED]
+    );
+    // Only v1 went, once: v2 and v3 wait for it.
+    assert_eq!(bus.calls(), vec![vec![events[0].event_id]]);
 }
 
 fn blob_event(bytes: usize) -> StoredEvent {
@@ -325,6 +440,181 @@ async fn an_entry_over_256_kb_fails_without_being_sent() {
     let sent = bus.calls().concat();
     assert!(!sent.contains(&events[2].event_id));
     assert_eq!(sent.len(), 6);
+}
+
+#[tokio::test]
+async fn an_entry_over_256_kb_holds_back_its_orders_later_events() {
+    // Given an order whose v1 is too large to send, and another order
+    let order = new_order_id();
+    let too_large = raw_event(
+        order,
+        1,
+        "OrderBlob",
+        1,
+        json!({ "blob": "x".repeat(MAX_BATCH_BYTES) }),
+    );
+    let mut events = vec![
+        too_large,
+        event(order, 2, orders_domain::EventData::OrderConfirmed),
+    ];
+    events.extend(self::events(1));
+    let bus = Arc::new(FaultyBus::default());
+
+    // When they are published
+    let error = publisher(bus.clone()).publish(&events).await.unwrap_err();
+
+    // Then neither of its events was sent, and the other order's all were
+    let reported: Vec<(usize, &str)> = error
+        .failed
+        .iter()
+        .map(|f| (f.index, f.code.as_str()))
+        .collect();
+    assert_eq!(reported, [(0, "EntryTooLarge"), (1, PRIOR_EVENT_FAILED)]);
+    assert_eq!(bus.delivered(), ids(&events[2..]));
+}
+
+#[tokio::test]
+async fn an_orders_next_event_is_sent_only_once_its_previous_event_was_accepted() {
+    // Given three orders of three events, and a bus that throttles the first order's v1 once
+    // (its v2 would be accepted)
+    let events = events(3);
+    let id = |i: usize| events[i].event_id;
+    let (a1, a2, a3) = (id(0), id(1), id(2));
+    let (b1, b2, b3, c1, c2, c3) = (id(3), id(4), id(5), id(6), id(7), id(8));
+    let bus = Arc::new(FaultyBus::default().fail_entry(a1, 1));
+
+    // When they are published
+    publisher(bus.clone()).publish(&events).await.unwrap();
+
+    // Then a1 failed, was resent and accepted, and only then was a2 sent
+    let of_a: Vec<Step> = bus
+        .log()
+        .into_iter()
+        .filter(|step| {
+            let (Step::Sent(id) | Step::Accepted(id) | Step::Failed(id)) = step;
+            [a1, a2].contains(id)
+        })
+        .collect();
+    assert_eq!(
+        of_a,
+        [
+            Step::Sent(a1),
+            Step::Failed(a1),
+            Step::Sent(a1),
+            Step::Accepted(a1),
+            Step::Sent(a2),
+            Step::Accepted(a2),
+        ]
+    );
+    // while the other orders went on in the same calls, one event per order per call
+    assert_eq!(
+        bus.calls(),
+        [
+            vec![a1, b1, c1],
+            vec![a1, b2, c2],
+            vec![a2, b3, c3],
+            vec![a3]
+        ]
+    );
+    // and the bus received every event once, each order's in version order.
+    assert_eq!(bus.delivered(), [b1, c1, a1, b2, c2, a2, b3, c3, a3]);
+    assert_each_order_in_version_order(&bus, &events);
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_holds_back_its_orders_later_events_and_only_those() {
+    // Given orders A and B, their events interleaved, and a bus that always fails A's v1
+    let (a, b) = (lifecycle(new_order_id()), lifecycle(new_order_id()));
+    let events = vec![
+        b[0].clone(),
+        a[0].clone(),
+        b[1].clone(),
+        a[1].clone(),
+        b[2].clone(),
+        a[2].clone(),
+    ];
+    let bus = Arc::new(FaultyBus::default().fail_entry(a[0].event_id, u32::MAX));
+
+    // When they are published
+    let error = publisher(bus.clone()).publish(&events).await.unwrap_err();
+
+    // Then A's v1 was tried until the attempts ran out, and A's v2 and v3 were never sent
+    assert_eq!(bus.sends(a[0].event_id), 4);
+    assert_eq!(bus.sends(a[1].event_id), 0);
+    assert_eq!(bus.sends(a[2].event_id), 0);
+    // while all of B arrived, once each, in order
+    assert_eq!(bus.delivered(), ids(&b));
+    // and A's three events are reported, v1 with the bus's error, v2 and v3 as held back;
+    // the batch resumes at A's v1.
+    let reported: Vec<(usize, OrderId, u64, &str)> = error
+        .failed
+        .iter()
+        .map(|f| (f.index, f.order_id, f.version, f.code.as_str()))
+        .collect();
+    let order = a[0].order_id;
+    assert_eq!(
+        reported,
+        [
+            (1, order, 1, "ThrottlingException"),
+            (3, order, 2, PRIOR_EVENT_FAILED),
+            (5, order, 3, PRIOR_EVENT_FAILED),
+        ]
+    );
+    assert_eq!(error.first_failure(), 1);
+    assert_each_order_in_version_order(&bus, &events);
+}
+
+#[tokio::test]
+async fn the_first_failure_is_the_lowest_index_even_when_a_later_one_failed_sooner() {
+    // Given A's v1 and v2, then C's v1; the bus always fails A's v2 and C's v1
+    let (a, c) = (lifecycle(new_order_id()), lifecycle(new_order_id()));
+    let events = vec![a[0].clone(), a[1].clone(), c[0].clone()];
+    let bus = Arc::new(
+        FaultyBus::default()
+            .fail_entry(a[1].event_id, u32::MAX)
+            .fail_entry(c[0].event_id, u32::MAX),
+    );
+
+    // When they are published
+    let error = publisher(bus.clone()).publish(&events).await.unwrap_err();
+
+    // Then C's v1 ran out of attempts first (it was sent from the first call; A's v2 waited
+    // for A's v1)
+    let log = bus.log();
+    let last_failure = |id| log.iter().rposition(|s| *s == Step::Failed(id)).unwrap();
+    assert!(last_failure(c[0].event_id) < last_failure(a[1].event_id));
+    // but the resume point is A's v2, the lower index.
+    assert_eq!(error.first_failure(), 1);
+    let indexes: Vec<usize> = error.failed.iter().map(|f| f.index).collect();
+    assert_eq!(indexes, [1, 2]);
+    assert!(
+        error.to_string().contains("first: event 2 of order"),
+        "{error}"
+    );
+
+    // The lowest index, whatever order the failures are listed in.
+    let mut unsorted = error.clone();
+    unsorted.failed.reverse();
+    assert_eq!(unsorted.first_failure(), 1);
+}
+
+#[tokio::test]
+async fn different_orders_share_calls_so_a_batch_of_many_orders_takes_few_calls() {
+    for (orders, per_order, calls) in [(30, 1, 3), (10, 3, 3), (100, 1, 10), (1, 5, 5)] {
+        // Given `orders` orders of `per_order` events each
+        let events = orders_of(orders, per_order);
+        let bus = Arc::new(FaultyBus::default());
+
+        // When they are published
+        publisher(bus.clone()).publish(&events).await.unwrap();
+
+        // Then the calls are as few as one event per order per call allows
+        let sizes: Vec<usize> = bus.calls().iter().map(Vec::len).collect();
+        assert_eq!(sizes.len(), calls, "{orders} x {per_order}: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), events.len());
+        assert_eq!(sorted(bus.delivered()), sorted(ids(&events)));
+        assert_each_order_in_version_order(&bus, &events);
+    }
 }
 
 #[test]

@@ -166,6 +166,33 @@ async fn a_projection_failure_names_the_lowest_failed_record_and_later_orders_st
 struct RejectingBus {
     failing: HashSet<Uuid>,
     accepted: Mutex<Vec<Uuid>>,
+    /// Every entry the publisher sent, in order.
+    sent: Mutex<Vec<Uuid>>,
+}
+
+impl RejectingBus {
+    fn failing(failing: impl IntoIterator<Item = Uuid>) -> Arc<Self> {
+        Arc::new(Self {
+            failing: failing.into_iter().collect(),
+            accepted: Mutex::default(),
+            sent: Mutex::default(),
+        })
+    }
+}
+
+/// A publisher on `bus` that gives up on an entry after two attempts.
+fn impatient_publisher(bus: Arc<dyn Bus>) -> Publisher {
+    Publisher::new(
+        bus,
+        PublisherConfig {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                base_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(1),
+            },
+            ..PublisherConfig::default()
+        },
+    )
 }
 
 #[async_trait]
@@ -176,6 +203,7 @@ impl Bus for RejectingBus {
             .map(|entry| {
                 let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
                 let id: Uuid = detail["eventId"].as_str().unwrap().parse().unwrap();
+                self.sent.lock().unwrap().push(id);
                 if self.failing.contains(&id) {
                     EntryResult::Failed {
                         code: "InternalFailure".into(),
@@ -195,21 +223,8 @@ async fn the_publisher_reports_the_first_unpublished_record() {
     let events: Vec<StoredEvent> = (0..5)
         .map(|_| event(new_order_id(), 1, created()))
         .collect();
-    let bus = Arc::new(RejectingBus {
-        failing: [events[1].event_id, events[3].event_id].into(),
-        accepted: Mutex::default(),
-    });
-    let publisher = Publisher::new(
-        bus.clone(),
-        PublisherConfig {
-            retry: RetryPolicy {
-                max_attempts: 2,
-                base_delay: std::time::Duration::from_millis(1),
-                max_delay: std::time::Duration::from_millis(1),
-            },
-            ..PublisherConfig::default()
-        },
-    );
+    let bus = RejectingBus::failing([events[1].event_id, events[3].event_id]);
+    let publisher = impatient_publisher(bus.clone());
     let mut with_modify = records(&events);
     let mut modify = with_modify[0].clone();
     modify.event_name = "MODIFY".into();
@@ -232,13 +247,65 @@ async fn the_publisher_reports_the_first_unpublished_record() {
     }
 
     // With nothing failing, the whole batch is committed.
-    let ok = Publisher::new(
-        Arc::new(RejectingBus {
-            failing: HashSet::new(),
-            accepted: Mutex::default(),
-        }),
-        PublisherConfig::default(),
-    );
+    let ok = Publisher::new(RejectingBus::failing([]), PublisherConfig::default());
     let response = publish(&ok, &batch(records(&events))).await.unwrap();
     assert_eq!(failed_sequence(&response), None);
+}
+
+#[tokio::test]
+async fn a_publish_failure_names_the_lowest_failed_record_and_holds_back_that_orders_later_ones() {
+    // Given a batch interleaving orders A, B and C (sequence numbers 100..107), and a bus that
+    // always fails A's v1 and C's v1
+    let (a, b, c) = (
+        lifecycle(new_order_id()),
+        lifecycle(new_order_id()),
+        lifecycle(new_order_id()),
+    );
+    let events = [&b[0], &a[0], &b[1], &a[1], &c[0], &b[2], &a[2], &c[1]].map(Clone::clone);
+    let event = batch(records(&events));
+    let bus = RejectingBus::failing([a[0].event_id, c[0].event_id]);
+
+    // When the publisher function handles the batch
+    let response = publish(&impatient_publisher(bus.clone()), &event)
+        .await
+        .unwrap();
+
+    // Then the response names A's v1 (101), the lowest failed record, not C's (104), though
+    // B's records after it were published
+    assert_eq!(failed_sequence(&response), Some("101"));
+    let ids = |events: &[StoredEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
+    assert_eq!(*bus.accepted.lock().unwrap(), ids(&b));
+    // and A's and C's later events were never sent.
+    let sent = bus.sent.lock().unwrap().clone();
+    for held_back in [&a[1], &a[2], &c[1]] {
+        assert!(
+            !sent.contains(&held_back.event_id),
+            "v{} sent",
+            held_back.version
+        );
+    }
+
+    // When Lambda retries from 101 and the bus has recovered
+    let retry = batch(event.records[1..].to_vec());
+    let healed = RejectingBus::failing([]);
+    let response = publish(&impatient_publisher(healed.clone()), &retry)
+        .await
+        .unwrap();
+
+    // Then the whole batch is committed, and each order's events went out in version order.
+    assert_eq!(failed_sequence(&response), None);
+    let accepted = healed.accepted.lock().unwrap().clone();
+    for order in [&a, &c] {
+        let of_order: Vec<Uuid> = accepted
+            .iter()
+            .copied()
+            .filter(|id| order.iter().any(|e| e.event_id == *id))
+            .collect();
+        let expected: Vec<Uuid> = order
+            .iter()
+            .filter(|e| events.contains(e))
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(of_order, expected);
+    }
 }
