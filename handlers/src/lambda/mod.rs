@@ -10,6 +10,21 @@
 //!   exactly that prefix, so routing is the same for `$default` and named stages, and does not
 //!   depend on `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` (set or not, the result is the same).
 //!   Custom-domain base-path mappings are not stripped: map the API at the domain's root.
+//! - **Hostile URLs.** API Gateway passes on what clients send: a raw `"`, `<`, `>`, space,
+//!   `{`, `}`, `|`, `^`, backquote, `\`, `#`, non-ASCII or control character, or a `%` that
+//!   starts no escape, in the path or the query. `lambda_http` alone panics on some of them
+//!   (a function error: a 502 and an alarm) and misreads others. The rule, applied to every
+//!   event before `lambda_http` converts it ([`ApiHandler::handle`]): in the path (`rawPath`,
+//!   REST's `path`) and HTTP API's `rawQueryString`, every byte RFC 3986 does not allow
+//!   unescaped there becomes `%XX`; valid `%XX` escapes, `+` and the other allowed characters
+//!   stay as sent. So the router decodes what a careful client would have sent escaped: a
+//!   query value is served (`a b` is `a%20b`; `+` is a space and `%2B` a plus, as in any
+//!   form-encoded query), a path with such a character names no route or no order id and
+//!   gets the usual 404 problem. REST's query parameters arrive decoded and `lambda_http`
+//!   form-encodes them itself. Whatever still cannot form a URI (a path that does not start
+//!   with `/`, a `Host` or `X-Forwarded-Proto` that is not a host and a scheme, a URL over
+//!   32 KiB once escaped) never reaches the router: it gets a 400 problem
+//!   (`urn:orders:problem:invalid-request`) and a `warn` log line. Nothing panics.
 //! - **Correlation.** A request without `X-Correlation-Id` gets API Gateway's request id as
 //!   its correlation id, so the access log, the function's log lines, the stored events'
 //!   metadata and the response header all carry the same id.
@@ -36,6 +51,7 @@
 //! `EVENT_SOURCE` is the EventBridge `Source` of the publisher (DESIGN §6), not read here: the
 //! events' `metadata.source` names the writing function, `orders.command-api`.
 
+mod request_uri;
 #[cfg(test)]
 mod tests;
 
@@ -48,14 +64,17 @@ use axum::Router;
 use axum::body::{Body as AxumBody, Bytes};
 use axum::http::{HeaderValue, Uri};
 use http_body_util::BodyExt;
-use lambda_http::lambda_runtime::Diagnostic;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Service};
+use lambda_http::lambda_runtime::{self, Diagnostic};
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{
+    Adapter, Body, LambdaEvent, Request, RequestExt, Service, TransformResponse, service_fn,
+};
 use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
 
-use crate::http::ApiConfig;
-use crate::http::correlation::X_CORRELATION_ID;
+use crate::http::correlation::{self, X_CORRELATION_ID};
+use crate::http::{ApiConfig, ApiError};
+use request_uri::Refusal;
 
 pub use lambda_http::Error;
 pub use orders_lambda::{LogConfig, LogFormat, init_tracing, init_tracing_to, report_init_error};
@@ -195,9 +214,11 @@ pub async fn init(api: Api) -> Result<LambdaConfig, Error> {
     Ok(config)
 }
 
-/// Serves `router` as this function's handler until the Runtime API stops sending events.
+/// Serves `router` as this function's handler until the Runtime API stops sending events:
+/// `lambda_http::run`, with [`ApiHandler::handle`] in front of its event-to-request conversion.
 pub async fn run(router: Router) -> Result<(), Error> {
-    lambda_http::run(ApiHandler::new(router)).await
+    let handler = ApiHandler::new(router);
+    lambda_runtime::run(service_fn(move |event| handler.handle(event))).await
 }
 
 /// An error that escaped the router. The router answers every failure with problem+json, so
@@ -231,6 +252,32 @@ impl ApiHandler {
     pub fn new(router: Router) -> Self {
         Self { router }
     }
+
+    /// One invocation, from the API Gateway event to the response in the shape of its origin:
+    /// the event's URL made safe (`request_uri::sanitize`), then exactly what
+    /// `lambda_http::run` does (`lambda_http::Adapter` over this handler). An event whose URL
+    /// cannot be made a URI never reaches the router: it is answered with a 400 problem.
+    pub fn handle(
+        &self,
+        mut event: LambdaEvent<LambdaRequest>,
+    ) -> TransformResponse<'static, axum::response::Response, HandlerError> {
+        match request_uri::sanitize(&mut event.payload) {
+            Ok(()) => Adapter::from(self.clone()).call(event),
+            Err(refusal) => {
+                tracing::warn!(%refusal, "request refused: its URL cannot be made a URI");
+                Adapter::from(ApiHandler::new(refusal_router(refusal))).call(event)
+            }
+        }
+    }
+}
+
+/// Answers every request with the 400 problem of `refusal`, with the correlation id and the
+/// access log line that every response gets.
+fn refusal_router(refusal: Refusal) -> Router {
+    let detail = format!("The request URL cannot be processed: {refusal}.");
+    Router::new()
+        .fallback(move || std::future::ready(ApiError::invalid(detail, Vec::new())))
+        .layer(axum::middleware::from_fn(correlation::correlate))
 }
 
 impl Service<Request> for ApiHandler {

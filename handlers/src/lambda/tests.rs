@@ -3,17 +3,17 @@
 //! `fixtures/` holds two of `aws_lambda_events`' sample events, unchanged: an HTTP API
 //! (payload v2) request and a REST API (payload v1) request on stage `testStage`. Each test
 //! takes one, puts our method, path, query, headers and body in it, and runs it through exactly
-//! what `lambda_http::run` runs (`lambda_http::Adapter` over [`ApiHandler`]), from the event
-//! JSON to the response JSON API Gateway receives. The backend is a real `SqliteStore` on a
-//! temporary file: the router is the one the Lambdas serve, only the store differs.
+//! what [`run`] runs ([`ApiHandler::handle`]: the URL guard, then `lambda_http::Adapter` over
+//! [`ApiHandler`]), from the event JSON to the response JSON API Gateway receives. The backend
+//! is a real `SqliteStore` on a temporary file: the router is the one the Lambdas serve, only
+//! the store differs.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, Context, LambdaEvent};
+use lambda_http::{Context, LambdaEvent};
 use orders_store::sqlite::SqliteStore;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -109,8 +109,8 @@ async fn invoke(handler: &ApiHandler, event: Value) -> Reply {
     let request: LambdaRequest = serde_json::from_value(event).expect("an API Gateway event");
     let mut context = Context::default();
     context.request_id = "lambda-request-1".into();
-    let response = Adapter::from(handler.clone())
-        .oneshot(LambdaEvent::new(request, context))
+    let response = handler
+        .handle(LambdaEvent::new(request, context))
         .await
         .expect("the handler answers");
     let raw = serde_json::to_value(&response).unwrap();
@@ -602,6 +602,124 @@ async fn named_stages_do_not_reach_the_router() {
         .v2_on_stage("orders");
     let reply = invoke(&functions.queries, v2).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
+}
+
+/// Characters browsers and hand-written clients send raw, which `lambda_http` alone panics on
+/// (in an HTTP API query) or misreads (in a path).
+const HOSTILE: [&str; 20] = [
+    "\"", "<", ">", " ", "{", "}", "|", "^", "`", "\\", "#", "[", "]", "%", "%zz", "é", "\u{1}",
+    "\n", "\u{7f}", "?",
+];
+
+#[tokio::test]
+async fn hostile_urls_are_answered_never_a_function_error() {
+    let functions = Functions::new();
+    let id = create(&functions, "customer-hostile").await;
+    for raw in HOSTILE {
+        let order = format!("/orders/{id}");
+        let bad_id = format!("/orders/{id}{raw}");
+        let value = format!("a{raw}b");
+        let query = [("customerId", value.as_str())];
+        let min_version = [("minVersion", value.as_str())];
+        let (bad_confirm, confirm) = (format!("{bad_id}/confirm"), format!("{order}/confirm"));
+        let cases = [
+            (&functions.queries, Call::new("GET", &bad_id)),
+            (
+                &functions.queries,
+                Call::new("GET", "/orders").query(&query),
+            ),
+            (
+                &functions.queries,
+                Call::new("GET", &order).query(&min_version),
+            ),
+            (&functions.commands, Call::new("POST", &bad_confirm)),
+            (
+                &functions.commands,
+                Call::new("POST", &confirm).query(&query),
+            ),
+        ];
+        for (handler, call) in cases {
+            for event in [call.v1(), call.v2()] {
+                let reply = invoke(handler, event).await;
+                if reply.status >= 400 {
+                    reply.assert_problem(reply.status);
+                }
+                assert!(
+                    matches!(reply.status, 200 | 400 | 404 | 409),
+                    "{raw:?}: {}",
+                    reply.raw
+                );
+                assert!(reply.header("x-correlation-id").is_some(), "{}", reply.raw);
+            }
+        }
+    }
+}
+
+/// The names of the query parameters the router refused, as it decoded them.
+async fn refused_parameters(functions: &Functions, event: Value) -> Vec<String> {
+    invoke(&functions.queries, event).await.assert_problem(400)
+}
+
+#[tokio::test]
+async fn hostile_characters_in_a_query_reach_the_router_decoded() {
+    let functions = Functions::new();
+    // An unknown parameter is a field error that names it: what the router decoded.
+    let name = "a\"b <c>{d}|e^f`g\\h[i]#j%k é?l";
+    // v2 carries the raw query, v1 the decoded values.
+    let query = [(name, "1"), ("customerId", "c")];
+    for event in [
+        Call::new("GET", "/orders").query(&query).v2(),
+        Call::new("GET", "/orders").query(&query).v1(),
+    ] {
+        assert_eq!(refused_parameters(&functions, event).await, [name]);
+    }
+    // In a raw query `+` is a space and `%2B` a plus, as in any form-encoded query.
+    for (raw, decoded) in [
+        ("with+space", "with space"),
+        ("with%20space", "with space"),
+        ("with space", "with space"),
+        ("with%2Bplus", "with+plus"),
+        ("caf%C3%A9", "café"),
+        ("100%", "100%"),
+    ] {
+        let event = Call::new("GET", "/orders")
+            .query(&[(raw, "1"), ("customerId", "c")])
+            .v2();
+        assert_eq!(refused_parameters(&functions, event).await, [decoded]);
+    }
+}
+
+#[tokio::test]
+async fn a_url_that_cannot_be_a_uri_is_a_400_problem_and_writes_nothing() {
+    let functions = Functions::new();
+    let body = create_body("customer-refused");
+    let bad_host = [("Host", "id.execute-api.us-east-1.amazonaws.com:99999")];
+    let mut relative = Call::new("POST", "/orders").json(&body).v2();
+    relative["rawPath"] = json!("orders");
+    for event in [
+        Call::new("POST", "/orders")
+            .json(&body)
+            .headers(&bad_host)
+            .v1(),
+        Call::new("POST", "/orders")
+            .json(&body)
+            .headers(&bad_host)
+            .v2(),
+        relative,
+    ] {
+        let reply = invoke(&functions.commands, event).await;
+        reply.assert_problem(400);
+        assert_eq!(reply.body["type"], "urn:orders:problem:invalid-request");
+        assert!(reply.header("x-correlation-id").is_some(), "{}", reply.raw);
+    }
+    let listing = invoke(
+        &functions.queries,
+        Call::new("GET", "/orders")
+            .query(&[("customerId", "customer-refused")])
+            .v2(),
+    )
+    .await;
+    assert_eq!(listing.body["items"], json!([]), "{}", listing.raw);
 }
 
 #[tokio::test]
