@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use orders_store::dynamodb::{self, DynamoStore};
+use orders_store::{EventScan, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
 use orders_tests::{create_unique_tables, dynamodb_endpoint, new_order};
@@ -188,5 +190,246 @@ async fn a_query_api_without_a_cursor_key_fails_init_with_a_diagnostic() {
     assert!(
         api.first_next(Duration::ZERO).await.is_none(),
         "it never asked for an event"
+    );
+}
+
+/// Characters browsers and hand-written clients send raw in a URL: `lambda_http` alone panics
+/// on some (in an HTTP API query) and misreads others (in a path).
+const HOSTILE: [&str; 20] = [
+    "\"", "<", ">", " ", "{", "}", "|", "^", "`", "\\", "#", "[", "]", "%", "%zz", "é", "\u{1}",
+    "\n", "\u{7f}", "?",
+];
+
+/// A 4xx is a problem document; anything else is `expected` (a success the router served).
+fn assert_answer(reply: &GatewayResponse, expected: &[u16], what: &str) {
+    assert!(expected.contains(&reply.status), "{what}: {reply:?}");
+    if reply.status >= 400 {
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json"),
+            "{what}: {reply:?}"
+        );
+        assert_eq!(reply.body["status"], reply.status, "{what}: {reply:?}");
+        for member in ["type", "title", "detail"] {
+            assert!(
+                reply.body[member].is_string(),
+                "{what}: {member} in {reply:?}"
+            );
+        }
+    }
+}
+
+/// Every event in the events table.
+async fn all_events(store: &DynamoStore) -> Vec<StoredEvent> {
+    let mut events = Vec::new();
+    for segment in store.plan_scan(1).await.unwrap() {
+        let mut after = None;
+        loop {
+            let page = store.scan_events(&segment, after, 500).await.unwrap();
+            events.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_urls_get_an_answer_from_both_bootstraps_never_a_function_error() {
+    let endpoint = dynamodb_endpoint();
+    let (names, tables) = create_unique_tables(&endpoint, "hostile").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = names.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()));
+    let commands = RuntimeApi::start().await;
+    let command_log = dir.path().join("command-api.log");
+    let mut command_api = start("command-api", &commands, &env, &command_log);
+    let queries = RuntimeApi::start().await;
+    let query_log = dir.path().join("query-api.log");
+    let mut query_env = env.clone();
+    query_env.push(("CURSOR_KEY", CURSOR_KEY));
+    let mut query_api = start("query-api", &queries, &query_env, &query_log);
+
+    // The order the hostile requests aim at.
+    let create = |customer: &str| new_order(customer);
+    let created = answer(
+        &commands,
+        apigw_events::v2("POST", "/orders", "", &[], Some(&create("hostile-target"))),
+        &command_log,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let target = format!("/orders/{}", created.body["orderId"].as_str().unwrap());
+
+    for raw in HOSTILE {
+        let value = format!("a{raw}b");
+        let control = raw.chars().any(char::is_control);
+
+        // query-api. In a path: no such order. In a query: served, the router reads the
+        // decoded value (an unknown parameter is a 400; a control character is not a valid
+        // customer id; any other one is).
+        let get_path = format!("{target}{raw}");
+        let unknown = format!("minVersion=1&x={value}");
+        let listing = format!("customerId={value}");
+        let listed = if control { 400 } else { 200 };
+        for (what, event, expected) in [
+            (
+                "v2 path",
+                apigw_events::v2("GET", &get_path, "", &[], None),
+                404,
+            ),
+            (
+                "v1 path",
+                apigw_events::v1("GET", &get_path, &[], &[], None),
+                404,
+            ),
+            (
+                "v2 query",
+                apigw_events::v2("GET", &target, &unknown, &[], None),
+                400,
+            ),
+            (
+                "v1 query",
+                apigw_events::v1(
+                    "GET",
+                    &target,
+                    &[("minVersion", "1"), ("x", &value)],
+                    &[],
+                    None,
+                ),
+                400,
+            ),
+            (
+                "v2 listing",
+                apigw_events::v2("GET", "/orders", &listing, &[], None),
+                listed,
+            ),
+            (
+                "v1 listing",
+                apigw_events::v1("GET", "/orders", &[("customerId", &value)], &[], None),
+                listed,
+            ),
+        ] {
+            let reply = answer(&queries, event, &query_log).await;
+            assert_answer(&reply, &[expected], &format!("query-api, {what}, {raw:?}"));
+        }
+
+        // command-api. In a path: no such route or order, nothing written. In a query (which
+        // POST /orders does not read): the create is served.
+        let create_path = format!("/orders{raw}");
+        let confirm_path = format!("{target}{raw}/confirm");
+        let path_body = create("hostile-path");
+        let query_body = create("hostile-query");
+        let note = format!("note={value}");
+        for (what, event, expected) in [
+            (
+                "v2 create path",
+                apigw_events::v2("POST", &create_path, "", &[], Some(&path_body)),
+                &[404, 405][..],
+            ),
+            (
+                "v1 create path",
+                apigw_events::v1("POST", &create_path, &[], &[], Some(&path_body)),
+                &[404, 405],
+            ),
+            (
+                "v2 confirm path",
+                apigw_events::v2("POST", &confirm_path, "", &[], None),
+                &[404],
+            ),
+            (
+                "v1 confirm path",
+                apigw_events::v1("POST", &confirm_path, &[], &[], None),
+                &[404],
+            ),
+            (
+                "v2 create query",
+                apigw_events::v2("POST", "/orders", &note, &[], Some(&query_body)),
+                &[201],
+            ),
+            (
+                "v1 create query",
+                apigw_events::v1(
+                    "POST",
+                    "/orders",
+                    &[("note", &value)],
+                    &[],
+                    Some(&query_body),
+                ),
+                &[201],
+            ),
+        ] {
+            let reply = answer(&commands, event, &command_log).await;
+            assert_answer(&reply, expected, &format!("command-api, {what}, {raw:?}"));
+        }
+    }
+
+    // What cannot form a URI even escaped is a 400 problem, and nothing is written.
+    let refused_body = create("refused");
+    let bad_host = [("Host", "id.execute-api.us-east-1.amazonaws.com:99999")];
+    let mut relative = apigw_events::v2("POST", "/orders", "", &[], Some(&refused_body));
+    relative["rawPath"] = "orders".into();
+    for (what, event) in [
+        (
+            "v2 bad host",
+            apigw_events::v2("POST", "/orders", "", &bad_host, Some(&refused_body)),
+        ),
+        (
+            "v1 bad host",
+            apigw_events::v1("POST", "/orders", &[], &bad_host, Some(&refused_body)),
+        ),
+        ("v2 relative path", relative),
+    ] {
+        let reply = answer(&commands, event, &command_log).await;
+        assert_answer(&reply, &[400], &format!("command-api, {what}"));
+        assert_eq!(reply.body["type"], "urn:orders:problem:invalid-request");
+    }
+
+    // Both processes are still up and answer a normal request.
+    assert!(
+        command_api.0.try_wait().unwrap().is_none(),
+        "command-api exited"
+    );
+    assert!(
+        query_api.0.try_wait().unwrap().is_none(),
+        "query-api exited"
+    );
+    let view = answer(
+        &queries,
+        apigw_events::v2("GET", &target, "minVersion=1", &[], None),
+        &query_log,
+    )
+    .await;
+    assert_eq!(view.status, 200, "{view:?}");
+    assert_eq!(
+        view.body["status"], "PENDING",
+        "no hostile confirm went through"
+    );
+    assert_eq!(view.body["version"], 1);
+    let again = answer(
+        &commands,
+        apigw_events::v1("POST", "/orders", &[], &[], Some(&create("after"))),
+        &command_log,
+    )
+    .await;
+    assert_eq!(again.status, 201, "{again:?}");
+
+    // Written: the target, one order per served create, the last one; nothing else.
+    let store = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables);
+    let events = all_events(&store).await;
+    let customers: Vec<&str> = events
+        .iter()
+        .map(|e| e.data["customerId"].as_str().unwrap_or("(not a create)"))
+        .collect();
+    let count = |customer: &str| customers.iter().filter(|c| **c == customer).count();
+    assert_eq!(count("hostile-target"), 1);
+    assert_eq!(count("hostile-query"), 2 * HOSTILE.len());
+    assert_eq!(count("after"), 1);
+    assert_eq!(
+        events.len(),
+        2 + 2 * HOSTILE.len(),
+        "nothing else was written: {customers:?}"
     );
 }
