@@ -2,7 +2,9 @@
 //! commands through the `command-api` handler; the events table's stream through the local
 //! poller into the `projector` (views visible through the `query-api` handler) and the
 //! `publisher` (EventBridge -> a rule -> an SQS queue that receives every event). Then the
-//! publisher's faults, injected by a layer around the real EventBridge bus.
+//! publisher's faults, injected by a layer around the real EventBridge bus, directly and
+//! through the poller: each order's events reach the bus in version order, and a batch the
+//! publisher gives up on resumes at its lowest failed record.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,8 +18,10 @@ use orders_domain::OrderId;
 use orders_handlers::lambda::{Api, ApiHandler, LambdaConfig};
 use orders_handlers::{Stores, command_router, query_router};
 use orders_projections::eventbridge::EventBridgeBus;
-use orders_projections::poller::{PollerConfig, StreamHandler, StreamPoller, StreamSource};
-use orders_projections::stream::publish;
+use orders_projections::poller::{
+    BoxError, PollerConfig, StreamHandler, StreamPoller, StreamSource,
+};
+use orders_projections::stream::{DynamoDbEvent, DynamoDbEventResponse, decode_record, publish};
 use orders_projections::{
     Bus, BusEntry, BusError, EntryResult, Projector, Publisher, PublisherConfig, RetryPolicy,
 };
@@ -25,7 +29,7 @@ use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::{EventStore, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
 use orders_tests::streams::*;
-use orders_tests::{create_unique_tables, dynamodb_endpoint, new_order};
+use orders_tests::{create_unique_tables, dynamodb_endpoint, eventually, new_order};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -320,6 +324,17 @@ struct FaultLayer {
     inner: EventBridgeBus,
     failures: Mutex<HashMap<Uuid, u32>>,
     calls: Mutex<Vec<Vec<Uuid>>>,
+    /// Every call going out and its answer, in the order they happened.
+    journal: Mutex<Vec<BusStep>>,
+}
+
+/// One moment in the bus's life, as the publisher saw it.
+#[derive(Debug, Clone)]
+enum BusStep {
+    /// Call number `call` went out with these entries.
+    Sent { call: usize, ids: Vec<Uuid> },
+    /// Call number `call` was answered; these of its entries were accepted.
+    Answered { call: usize, accepted: Vec<Uuid> },
 }
 
 fn event_id(entry: &BusEntry) -> Uuid {
@@ -330,10 +345,17 @@ fn event_id(entry: &BusEntry) -> Uuid {
 #[async_trait]
 impl Bus for FaultLayer {
     async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(entries.iter().map(event_id).collect());
+        let ids: Vec<Uuid> = entries.iter().map(event_id).collect();
+        let call = {
+            let mut journal = self.journal.lock().unwrap();
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(ids.clone());
+            journal.push(BusStep::Sent {
+                call: calls.len() - 1,
+                ids: ids.clone(),
+            });
+            calls.len() - 1
+        };
         let failing: Vec<bool> = {
             let mut failures = self.failures.lock().unwrap();
             entries
@@ -353,20 +375,37 @@ impl Bus for FaultLayer {
             .filter(|(_, fail)| !**fail)
             .map(|(entry, _)| entry.clone())
             .collect();
-        let mut forwarded = self.inner.put_events(&forward).await?.into_iter();
-        Ok(failing
-            .into_iter()
-            .map(|fail| {
-                if fail {
-                    EntryResult::Failed {
-                        code: "ThrottlingException".into(),
-                        message: "injected".into(),
+        let forwarded = self.inner.put_events(&forward).await;
+        let results: Result<Vec<EntryResult>, BusError> = forwarded.map(|forwarded| {
+            let mut forwarded = forwarded.into_iter();
+            failing
+                .into_iter()
+                .map(|fail| {
+                    if fail {
+                        EntryResult::Failed {
+                            code: "ThrottlingException".into(),
+                            message: "injected".into(),
+                        }
+                    } else {
+                        forwarded.next().expect("one result per forwarded entry")
                     }
-                } else {
-                    forwarded.next().expect("one result per forwarded entry")
-                }
-            })
-            .collect())
+                })
+                .collect()
+        });
+        let accepted = match &results {
+            Ok(results) => ids
+                .iter()
+                .zip(results)
+                .filter(|(_, result)| matches!(result, EntryResult::Accepted { .. }))
+                .map(|(id, _)| *id)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.journal
+            .lock()
+            .unwrap()
+            .push(BusStep::Answered { call, accepted });
+        results
     }
 }
 
@@ -382,6 +421,7 @@ async fn the_publisher_resends_only_failed_entries_and_every_event_arrives() {
             inner: EventBridgeBus::connect(Some(&moto_endpoint())).await,
             failures: Mutex::new(failures),
             calls: Mutex::default(),
+            journal: Mutex::default(),
         })
     };
 
@@ -452,4 +492,275 @@ async fn delivered_ids(bus: &BusWithQueue) -> HashMap<Uuid, usize> {
         *counts.entry(id).or_default() += 1;
     }
     counts
+}
+
+/// One batch the poller handed to the publisher, and what the publisher answered.
+#[derive(Debug, Clone)]
+struct Invocation {
+    /// The batch's records: their `SequenceNumber` and the eventId of their `NewImage`.
+    records: Vec<(String, Uuid)>,
+    /// The `SequenceNumber` the partial batch response named, if any.
+    failed_at: Option<String>,
+}
+
+/// The publisher's stream handler, recording every batch and answer.
+struct RecordingHandler {
+    publisher: Publisher,
+    invocations: Mutex<Vec<Invocation>>,
+}
+
+#[async_trait]
+impl StreamHandler for RecordingHandler {
+    async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError> {
+        let records = event
+            .records
+            .iter()
+            .map(|record| {
+                let sequence = record.change.sequence_number.clone().unwrap();
+                (sequence, decode_record(record).unwrap().event_id)
+            })
+            .collect();
+        let response = self.publisher.handle(event).await?;
+        assert!(response.batch_item_failures.len() <= 1, "{response:?}");
+        let failed_at = response
+            .batch_item_failures
+            .first()
+            .map(|failure| failure.item_identifier.clone().unwrap());
+        self.invocations
+            .lock()
+            .unwrap()
+            .push(Invocation { records, failed_at });
+        Ok(response)
+    }
+}
+
+/// Asserts what a subscriber of the bus would observe: no call carried two events of one
+/// order, no call went out while another call with an event of the same order was in flight,
+/// and none carried an order's version n+1 before a call with its version n was answered
+/// with that entry accepted.
+fn assert_version_order(journal: &[BusStep], events: &HashMap<Uuid, (OrderId, u64)>) {
+    let mut accepted: HashSet<(OrderId, u64)> = HashSet::new();
+    let mut in_flight: HashMap<OrderId, usize> = HashMap::new();
+    for step in journal {
+        match step {
+            BusStep::Sent { call, ids } => {
+                let mut orders = HashSet::new();
+                for id in ids {
+                    let (order, version) = events[id];
+                    assert!(
+                        orders.insert(order),
+                        "call {call} carried two events of order {order}: {journal:#?}"
+                    );
+                    assert!(
+                        version == 1 || accepted.contains(&(order, version - 1)),
+                        "call {call} carried version {version} of order {order} before version \
+                         {} was accepted: {journal:#?}",
+                        version - 1
+                    );
+                    if let Some(other) = in_flight.insert(order, *call) {
+                        panic!(
+                            "call {call} carried order {order} while call {other} with it was \
+                             in flight: {journal:#?}"
+                        );
+                    }
+                }
+            }
+            BusStep::Answered {
+                call,
+                accepted: ids,
+            } => {
+                accepted.extend(ids.iter().map(|id| events[id]));
+                in_flight.retain(|_, in_call| in_call != call);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_despite_faults() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_test_writer()
+        .try_init();
+    let endpoint = dynamodb_endpoint();
+    let (_, tables) = create_unique_tables(&endpoint, "stream-order").await;
+    let store = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables.clone());
+    let bus = BusWithQueue::create("stream-order").await;
+
+    // Three orders of three events, appended version by version across the orders, before
+    // the poller starts: the stream holds a1 b1 c1 a2 b2 c2 a3 b3 c3.
+    let orders: Vec<Vec<StoredEvent>> = (0..3).map(|_| lifecycle(new_order_id())).collect();
+    for version in 0..3 {
+        for events in &orders {
+            append(&store, &events[version..=version]).await;
+        }
+    }
+    let (a, b) = (&orders[0], &orders[1]);
+    let by_id: HashMap<Uuid, (OrderId, u64)> = orders
+        .iter()
+        .flatten()
+        .map(|e| (e.event_id, (e.order_id, e.version)))
+        .collect();
+
+    // a1 is throttled once: the publisher resends it and a2 waits for it. b1 is throttled as
+    // often as the publisher tries an event in one invocation: it gives up on b1, holds back
+    // b2 and b3, and the poller must resume at b1, which then goes through.
+    let config = PublisherConfig {
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        },
+        ..bus.publisher_config()
+    };
+    let max_attempts = config.retry.max_attempts;
+    let faults = Arc::new(FaultLayer {
+        inner: EventBridgeBus::connect(Some(&moto_endpoint())).await,
+        failures: Mutex::new([(a[0].event_id, 1), (b[0].event_id, max_attempts)].into()),
+        calls: Mutex::default(),
+        journal: Mutex::default(),
+    });
+    let handler = Arc::new(RecordingHandler {
+        publisher: Publisher::new(faults.clone(), config),
+        invocations: Mutex::default(),
+    });
+
+    let (stop, mut stopped) = watch::channel(false);
+    let source = StreamSource::connect(Some(&endpoint), tables.events.clone()).await;
+    let mut poller_config = PollerConfig::new("publisher");
+    poller_config.idle_wait = Duration::from_millis(50);
+    poller_config.retry = RetryPolicy {
+        max_attempts: u32::MAX,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    };
+    let poller = StreamPoller::new(source, poller_config);
+    let running = {
+        let handler: Arc<dyn StreamHandler> = handler.clone();
+        tokio::spawn(async move {
+            poller
+                .run(handler, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+                .expect("the poller runs")
+        })
+    };
+
+    // Every event reaches the queue behind the bus (SQS does not keep the order; the bus
+    // calls below do).
+    let received: Arc<Mutex<HashMap<Uuid, usize>>> = Arc::default();
+    eventually(
+        "every event reaches the queue",
+        Duration::from_secs(30),
+        || {
+            let received = received.clone();
+            let bus = &bus;
+            let expected = by_id.len();
+            async move {
+                let drained = delivered_ids(bus).await;
+                let mut received = received.lock().unwrap();
+                for (id, count) in drained {
+                    *received.entry(id).or_default() += count;
+                }
+                (received.len() >= expected).then_some(())
+            }
+        },
+    )
+    .await;
+    let received = received.lock().unwrap().clone();
+    for event in orders.iter().flatten() {
+        assert!(
+            received.contains_key(&event.event_id),
+            "v{} of {} arrived",
+            event.version,
+            event.order_id
+        );
+    }
+    assert_eq!(received.len(), by_id.len(), "no unexpected events");
+
+    // The poller commits the batch that delivered b3 before it moves on.
+    let b3 = b[2].event_id;
+    eventually(
+        "the batch with b3 is answered",
+        Duration::from_secs(10),
+        || {
+            let handler = handler.clone();
+            async move {
+                let invocations = handler.invocations.lock().unwrap();
+                invocations
+                    .iter()
+                    .any(|i| i.failed_at.is_none() && i.records.iter().any(|(_, id)| *id == b3))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the poller stops")
+        .unwrap();
+
+    // At the bus: each order's events went out one at a time, in version order, each only
+    // after the previous one was accepted.
+    let journal = faults.journal.lock().unwrap().clone();
+    assert_version_order(&journal, &by_id);
+    let sends = |id: Uuid| {
+        journal
+            .iter()
+            .filter(|step| matches!(step, BusStep::Sent { ids, .. } if ids.contains(&id)))
+            .count()
+    };
+    assert_eq!(sends(a[0].event_id), 2, "a1: throttled once, then accepted");
+    assert_eq!(
+        sends(b[0].event_id),
+        max_attempts as usize + 1,
+        "b1: given up after {max_attempts} attempts, then accepted on the poller's retry"
+    );
+
+    // The poller: exactly one batch failed, at b1's record; the next batch started at that
+    // record, and nothing before it was handed over again.
+    let invocations = handler.invocations.lock().unwrap().clone();
+    let failed: Vec<usize> = (0..invocations.len())
+        .filter(|&i| invocations[i].failed_at.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "one failed batch: {invocations:#?}");
+    let failing = &invocations[failed[0]];
+    let b1_sequence = failing
+        .records
+        .iter()
+        .find(|(_, id)| *id == b[0].event_id)
+        .map(|(sequence, _)| sequence.clone())
+        .expect("b1 was in the failed batch");
+    assert_eq!(
+        failing.failed_at.as_deref(),
+        Some(b1_sequence.as_str()),
+        "the response named b1's record: {invocations:#?}"
+    );
+    let resumed = invocations
+        .get(failed[0] + 1)
+        .expect("the poller retried the failed batch");
+    assert_eq!(
+        resumed.records.first().map(|(sequence, _)| sequence),
+        Some(&b1_sequence),
+        "the retry started at b1's record: {invocations:#?}"
+    );
+    let committed: HashSet<&String> = failing
+        .records
+        .iter()
+        .take_while(|(sequence, _)| *sequence != b1_sequence)
+        .map(|(sequence, _)| sequence)
+        .collect();
+    for later in &invocations[failed[0] + 1..] {
+        assert!(
+            later.records.iter().all(|(s, _)| !committed.contains(s)),
+            "a record before b1 was handed over again: {invocations:#?}"
+        );
+    }
+    let handed: HashSet<Uuid> = invocations
+        .iter()
+        .flat_map(|i| i.records.iter().map(|(_, id)| *id))
+        .collect();
+    assert_eq!(handed, by_id.keys().copied().collect(), "every record read");
 }
