@@ -4,6 +4,9 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
+/** Receives of an OrderConfirmed message before it goes to the dead-letter queue. */
+export const CONFIRMED_MAX_RECEIVE_COUNT = 5;
+
 export interface OrdersBusProps {
   /** The `Source` the publisher gives every entry (`EVENT_SOURCE`). */
   readonly source: string;
@@ -36,15 +39,22 @@ export class OrdersBus extends Construct {
       retention: Duration.days(props.archiveRetentionDays),
     });
 
-    const queue = (name: string) =>
+    const queue = (name: string, deadLetterQueue?: sqs.DeadLetterQueue) =>
       new sqs.Queue(this, name, {
         encryption: sqs.QueueEncryption.SQS_MANAGED,
         enforceSSL: true,
         retentionPeriod: Duration.days(14),
         removalPolicy: RemovalPolicy.DESTROY,
+        deadLetterQueue,
       });
-    this.confirmedQueue = queue('OrderConfirmed');
     this.confirmedDeadLetters = queue('OrderConfirmedDeadLetters');
+    // An event the subscriber fails on 5 times moves to the same dead-letter queue as those
+    // EventBridge could not deliver (the body is the event in both), which alarms, instead of
+    // being received again until the queue's retention drops it.
+    this.confirmedQueue = queue('OrderConfirmed', {
+      queue: this.confirmedDeadLetters,
+      maxReceiveCount: CONFIRMED_MAX_RECEIVE_COUNT,
+    });
     new events.Rule(this, 'OrderConfirmedRule', {
       eventBus: this.bus,
       description: 'Example subscription: OrderConfirmed to an SQS queue',

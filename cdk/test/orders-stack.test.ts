@@ -2,6 +2,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { TagManager } from 'aws-cdk-lib';
 import { CfnResource } from 'aws-cdk-lib';
 import { COMMAND_ROUTES, QUERY_ROUTES } from '../lib/api';
+import { CONFIRMED_MAX_RECEIVE_COUNT } from '../lib/bus';
 import { StreamConsumer } from '../lib/streams';
 import { grantsOf, logicalId, synth } from './synth';
 
@@ -381,6 +382,15 @@ describe('5. EventBridge', () => {
         ]),
       },
     });
+  });
+
+  test("the subscriber's failures go to the same dead-letter queue after 5 receives", () => {
+    const queue = template.toJSON().Resources[logicalId(stack, stack.bus.confirmedQueue)];
+    expect(queue.Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(stack, stack.bus.confirmedDeadLetters), 'Arn'] },
+      maxReceiveCount: CONFIRMED_MAX_RECEIVE_COUNT,
+    });
+    expect(CONFIRMED_MAX_RECEIVE_COUNT).toBe(5);
   });
 });
 
