@@ -4,6 +4,7 @@ import * as path from 'path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { configFromNode, FUNCTION_NAMES } from '../lib/config';
+import { acknowledgeStackResources } from '../lib/nag';
 import { OrdersStack } from '../lib/orders-stack';
 
 /**
@@ -31,10 +32,15 @@ export interface Synthesized {
   template: Template;
 }
 
-/** Synthesizes the stack as `cdk synth -c key=value ...` would, with placeholder assets. */
-export function synth(context: Record<string, string> = {}): Synthesized {
+/**
+ * Synthesizes the stack as `cdk synth -c key=value ...` would, with placeholder assets;
+ * `before` may change it first (synthesis runs the aspects, e.g. lib/nag.ts's, once).
+ */
+export function synth(context: Record<string, string> = {}, before?: (stack: OrdersStack) => void): Synthesized {
   const app = new App({ context: { ...cdkJsonContext, assetDir: assets, ...context } });
   const stack = new OrdersStack(app, 'Orders-test', { config: configFromNode(app.node) });
+  acknowledgeStackResources(stack); // as bin/orders.ts does
+  before?.(stack);
   return { stack, template: Template.fromStack(stack) };
 }
 
