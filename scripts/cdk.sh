@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The CDK app in cdk/: install its npm dependencies from the lockfile, then test it offline.
 #
-#   ./scripts/cdk.sh install   npm ci in cdk/ (aws-cdk-lib, the aws-cdk CLI, TypeScript, Jest)
-#   ./scripts/cdk.sh test      type-check, the assertion tests, and `cdk synth` with no AWS
-#                              credentials, no Docker and no network
+#   ./scripts/cdk.sh install   npm ci in cdk/ (aws-cdk-lib, the aws-cdk CLI, TypeScript, Jest,
+#                              cdk-nag), and cfn-lint (PyPI, pinned) into tools/cfn-lint/.venv
+#   ./scripts/cdk.sh test      type-check, the assertion tests with cdk-nag's AwsSolutions pack
+#                              (test/nag.test.ts), then `cdk synth` with no AWS credentials, no
+#                              Docker and no network, of the default stack and of one with every
+#                              option set (cdk-nag runs again there, as a validation plugin), and
+#                              cfn-lint on both templates. Any finding that is not acknowledged
+#                              in code fails it.
 #
 # The tests and the synth use placeholder bootstrap zips, so they need no arm64 build: synth
 # only hashes and copies the assets. To deploy, build the real ones (see the README).
@@ -23,6 +28,7 @@ install() {
     ((major >= 20)) || die "Node.js 20+ is needed (aws-cdk-lib's minimum), found $(node --version)"
     say "npm ci ($(node --version), npm $(npm --version 2>/dev/null))"
     npm ci --no-audit --no-fund --loglevel=error
+    ../scripts/cfn-lint.sh install
 }
 
 # Runs "$@" with no network and no AWS credentials, so anything that tries to reach AWS fails.
@@ -44,20 +50,52 @@ run_tests() {
     [[ -d node_modules ]] || die "cdk/node_modules is missing: run ./scripts/cdk.sh install"
     say "tsc --noEmit"
     npx --no-install tsc --noEmit
-    say "jest"
-    npx --no-install jest --ci
-
-    local assets out
+    local assets out nag_summary
     assets="$(mktemp -d)"
     out="$(mktemp -d)"
+    nag_summary="$out/cdk-nag-summary.json"
     trap 'rm -rf "$assets" "$out"' RETURN
+
+    say "jest"
+    CDK_NAG_SUMMARY="$nag_summary" npx --no-install jest --ci
+    node -e '
+        const fs = require("fs");
+        if (!fs.existsSync(process.argv[1])) { console.error("cdk: error: test/nag.test.ts wrote no cdk-nag summary"); process.exit(1); }
+        const s = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+        const rules = new Set(s.acknowledgments.map((a) => a.rule.replace(/\[.*/, "")));
+        console.error(`cdk-nag: 0 unsuppressed findings (AwsSolutions, errors and warnings) in ${s.variants.length} ` +
+            `stack variants; ${s.acknowledgments.length} suppressions (${[...rules].sort().join(", ")}), each with ` +
+            `its reason, covering ${s.acknowledgedFindings} findings`);
+    ' "$nag_summary"
+
     for fn in command-api query-api projector publisher; do
         mkdir -p "$assets/$fn"
         printf 'placeholder for %s: not deployable\n' "$fn" >"$assets/$fn/bootstrap.zip"
     done
-    say "cdk synth, offline"
-    offline npx --no-install cdk synth --quiet --no-notices --output "$out" -c assetDir="$assets"
-    local template="$out/Orders-dev.template.json"
+    # The default stack, and one with every option: canary deployments, the JWT authorizer, the
+    # alarm e-mail, CORS and a shadow read model. bin/orders.ts has cdk-nag check each.
+    local -a everything=(-c canary=true -c jwtIssuer=https://issuer.example.com/ -c jwtAudience=orders-api
+        -c alarmEmail=oncall@example.com -c corsAllowOrigins=https://shop.example.com
+        -c readModelTable=orders-read-model-v2)
+    local -a templates=()
+    local variant
+    for variant in default everything; do
+        local -a context=()
+        [[ $variant == everything ]] && context=("${everything[@]}")
+        say "cdk synth ($variant), offline"
+        offline npx --no-install cdk synth --quiet --no-notices --output "$out/$variant" \
+            -c assetDir="$assets" "${context[@]}"
+        check_template "$out/$variant/Orders-dev.template.json"
+        templates+=("$out/$variant/Orders-dev.template.json")
+    done
+
+    say "cfn-lint on the ${#templates[@]} templates, offline"
+    offline ../scripts/cfn-lint.sh lint "${templates[@]}"
+}
+
+# The template has the service's resources, and no account id: nothing was looked up.
+check_template() {
+    local template="$1"
     [[ -s $template ]] || die "cdk synth wrote no $template"
     node -e '
         const t = require(process.argv[1]);
