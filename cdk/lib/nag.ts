@@ -135,12 +135,3 @@ export function acknowledgeCursorKeyRotation(secret: secretsmanager.ISecret): vo
       'It is rotated deliberately, by a deployment that replaces it.',
   });
 }
-
-/**
- * The acknowledgments for resources that OrdersStack creates itself rather than through a
- * construct of lib/: today the cursor key (its child `CursorKey`). Every place that builds an
- * OrdersStack calls it (bin/orders.ts, test/synth.ts), until the stack's constructor does.
- */
-export function acknowledgeStackResources(stack: Stack): void {
-  acknowledgeCursorKeyRotation(stack.node.findChild('CursorKey') as secretsmanager.ISecret);
-}

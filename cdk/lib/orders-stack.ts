@@ -8,6 +8,7 @@ import { OrdersBus } from './bus';
 import { FunctionName, OrdersConfig } from './config';
 import { RustFunction } from './functions';
 import { Monitoring } from './monitoring';
+import { acknowledgeCursorKeyRotation } from './nag';
 import { OperatorPolicy } from './operator';
 import { StreamConsumer } from './streams';
 import { OrdersTables } from './tables';
@@ -58,6 +59,7 @@ export class OrdersStack extends Stack {
       generateSecretString: { passwordLength: 64, excludePunctuation: true },
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    acknowledgeCursorKeyRotation(cursorKey);
 
     // A shadow table built by `orders replay --into` is not part of the stack: it is imported
     // by name, and the two functions that use the read model are pointed and granted at it.
