@@ -3,7 +3,9 @@
 //! 1. Projector throughput: 1 000-record batches (three per run: every order's v1, then v2,
 //!    then v3) through the `projector` handler against DynamoDB Local.
 //! 2. Publisher throughput: 1 000-record batches through the `publisher` handler to an
-//!    EventBridge bus on the moto server.
+//!    EventBridge bus on the moto server: one event of each of 1 000 orders, or, with
+//!    `--events-per-order N`, N events (v1..vN) of each of 1 000 / N orders in one batch, which
+//!    the publisher sends in N rounds (an order's next event waits for its previous one).
 //! 3. End-to-end lag through the local poller: a create accepted by the `command-api`
 //!    handler -> its view readable in the read model, one order at a time.
 //!
@@ -40,6 +42,12 @@ struct Args {
     /// Orders whose end-to-end lag is measured.
     #[arg(long, default_value_t = 100)]
     lag_samples: usize,
+    /// Events of each order in one publisher batch (v1..vN, every order's v1 first).
+    #[arg(long, default_value_t = 1)]
+    events_per_order: usize,
+    /// Only the publisher's figure (for before/after comparisons of the publisher).
+    #[arg(long)]
+    publisher_only: bool,
 }
 
 #[tokio::main]
@@ -53,33 +61,35 @@ async fn main() {
 
     // 1. Projector: v1, v2, v3 of `batch` orders, one 1 000-record batch each.
     let orders: Vec<OrderId> = (0..args.batch).map(|_| new_order_id()).collect();
-    let projector = Projector::new(shared.clone(), shared.clone());
-    let mut projected = Vec::new();
-    for (round, data) in [
-        created("bench-customer"),
-        EventData::OrderConfirmed,
-        EventData::OrderShipped,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let version = round as u64 + 1;
-        let events: Vec<_> = orders
-            .iter()
-            .map(|id| event(*id, version, data.clone()))
-            .collect();
-        let delivery = batch(&events.iter().collect::<Vec<_>>(), 10_000 * version);
-        let started = Instant::now();
-        let response = project(&projector, &delivery).await.unwrap();
-        projected.push(started.elapsed());
-        assert_eq!(failed_sequence(&response), None, "the batch is projected");
+    if !args.publisher_only {
+        let projector = Projector::new(shared.clone(), shared.clone());
+        let mut projected = Vec::new();
+        for (round, data) in [
+            created("bench-customer"),
+            EventData::OrderConfirmed,
+            EventData::OrderShipped,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let version = round as u64 + 1;
+            let events: Vec<_> = orders
+                .iter()
+                .map(|id| event(*id, version, data.clone()))
+                .collect();
+            let delivery = batch(&events.iter().collect::<Vec<_>>(), 10_000 * version);
+            let started = Instant::now();
+            let response = project(&projector, &delivery).await.unwrap();
+            projected.push(started.elapsed());
+            assert_eq!(failed_sequence(&response), None, "the batch is projected");
+        }
+        let view = store.get(orders[0]).await.unwrap().expect("projected");
+        assert_eq!(view.version, 3);
+        rows.push((
+            format!("projector, {}-record batches on DynamoDB Local", args.batch),
+            throughput(args.batch, &projected),
+        ));
     }
-    let view = store.get(orders[0]).await.unwrap().expect("projected");
-    assert_eq!(view.version, 3);
-    rows.push((
-        format!("projector, {}-record batches on DynamoDB Local", args.batch),
-        throughput(args.batch, &projected),
-    ));
 
     // 2. Publisher: the same records to a bus on moto.
     let moto = moto_endpoint();
@@ -98,11 +108,16 @@ async fn main() {
             ..PublisherConfig::default()
         },
     );
+    let per_order = args.events_per_order.max(1);
     let mut published = Vec::new();
     for round in 0..3u64 {
-        let events: Vec<_> = orders
-            .iter()
-            .map(|id| event(*id, round + 1, created("bench-customer")))
+        // Fresh orders each round, `per_order` events of each, every order's v1 first.
+        let orders: Vec<OrderId> = (0..args.batch / per_order)
+            .map(|_| new_order_id())
+            .collect();
+        let events: Vec<_> = (1..=per_order as u64)
+            .flat_map(|version| orders.iter().map(move |id| (*id, version)))
+            .map(|(id, version)| event(id, version, created("bench-customer")))
             .collect();
         let delivery = batch(&events.iter().collect::<Vec<_>>(), 50_000 * (round + 1));
         let started = Instant::now();
@@ -112,11 +127,15 @@ async fn main() {
     }
     rows.push((
         format!(
-            "publisher, {}-record batches to moto's EventBridge",
-            args.batch
+            "publisher, {}-record batches ({per_order} per order) to moto's EventBridge",
+            args.batch / per_order * per_order
         ),
-        throughput(args.batch, &published),
+        throughput(args.batch / per_order * per_order, &published),
     ));
+    if args.publisher_only {
+        print_rows(rows);
+        return;
+    }
 
     // 3. Lag through the local poller, as `orders serve --backend dynamodb` runs it.
     let (stop, stopped) = watch::channel(false);
@@ -187,6 +206,10 @@ async fn main() {
         ),
     ));
 
+    print_rows(rows);
+}
+
+fn print_rows(rows: Vec<(String, String)>) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     println!("{:width$}  result", "measure");
     println!("{:-<width$}  {:-<60}", "", "");
