@@ -1,6 +1,7 @@
 //! The Order aggregate, decider style.
 //!
 //! - [`values`]: parsed newtypes; raw strings never enter the domain.
+//! - [`text`]: the characters client text may hold (no control or invisible format ones).
 //! - [`command`]: what a client asks for.
 //! - [`event`]: what happened, and how each event is encoded, versioned and upcast.
 //! - [`order`]: the state, [`decide`] and [`evolve`].
@@ -10,6 +11,7 @@
 pub mod command;
 pub mod event;
 pub mod order;
+pub mod text;
 pub mod values;
 
 pub use command::{CreateOrder, OrderCommand};

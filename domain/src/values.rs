@@ -7,6 +7,8 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::text::{self, TextKind};
+
 /// A value that failed validation, with the JSON path of the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -37,16 +39,24 @@ impl fmt::Display for FieldError {
 
 /// Implements `Display` and a serde representation that re-validates on the way in, from the
 /// type's `as_str` and `parse`. The plain form also writes `as_str` for a `String` newtype.
+/// `stored = f` decodes with `f` instead of `parse`: for a value whose input rule was
+/// tightened, so that what was stored under the older rule still loads (see `CustomerId`).
 macro_rules! string_value {
     ($name:ident) => {
+        string_value!($name, stored = $name::parse);
+    };
+    ($name:ident, stored = $decode:path) => {
         impl $name {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
         }
-        string_value!($name, as_str);
+        string_value!(@impls $name, $decode);
     };
     ($name:ident, as_str) => {
+        string_value!(@impls $name, $name::parse);
+    };
+    (@impls $name:ident, $decode:path) => {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
@@ -60,7 +70,7 @@ macro_rules! string_value {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(d)?;
-                $name::parse(&raw).map_err(serde::de::Error::custom)
+                $decode(&raw).map_err(serde::de::Error::custom)
             }
         }
     };
@@ -91,14 +101,26 @@ impl fmt::Display for OrderId {
     }
 }
 
-/// 1..=128 characters, no control characters.
+/// 1..=128 characters; no control, line-break or invisible format character ([`text`]).
+///
+/// Decoding stored data (events, views, cursors) applies the rule ids were first written
+/// under, 1..=128 characters without control characters: the format-character rule came
+/// later, and an id stored before it must still load rather than poison its order's
+/// history. Only `parse`, the way in for clients, enforces the whole rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CustomerId(String);
-string_value!(CustomerId);
+string_value!(CustomerId, stored = CustomerId::decode_stored);
 
 impl CustomerId {
     pub const MAX_CHARS: usize = 128;
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let stored = Self::decode_stored(raw)?;
+        text::check(raw, TextKind::Identifier)
+            .map_err(|message| FieldError::new("customerId", message))?;
+        Ok(stored)
+    }
+
+    fn decode_stored(raw: &str) -> Result<Self, FieldError> {
         let err = |m: &str| FieldError::new("customerId", m);
         let chars = raw.chars().count();
         if chars == 0 {
@@ -263,14 +285,24 @@ impl<'de> Deserialize<'de> for Items {
     }
 }
 
-/// A cancel reason: at most 500 characters.
+/// A cancel reason: 0..=500 characters of prose; no control, line-break or invisible format
+/// character, except the joiners prose needs ([`text`]).
+///
+/// Decoding stored data applies the rule reasons were first written under, at most 500
+/// characters: a reason stored before the character rule still loads (as `CustomerId`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CancelReason(String);
-string_value!(CancelReason);
+string_value!(CancelReason, stored = CancelReason::decode_stored);
 
 impl CancelReason {
     pub const MAX_CHARS: usize = 500;
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let stored = Self::decode_stored(raw)?;
+        text::check(raw, TextKind::Prose).map_err(|message| FieldError::new("reason", message))?;
+        Ok(stored)
+    }
+
+    fn decode_stored(raw: &str) -> Result<Self, FieldError> {
         if raw.chars().count() <= Self::MAX_CHARS {
             Ok(Self(raw.to_owned()))
         } else {
@@ -398,8 +430,62 @@ mod tests {
 
     #[test]
     fn cancel_reason_limit() {
+        assert!(CancelReason::parse("").is_ok());
         assert!(CancelReason::parse(&"r".repeat(500)).is_ok());
         assert!(CancelReason::parse(&"r".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn customer_ids_refuse_invisible_format_characters() {
+        for bad in [
+            "a\u{202E}b",
+            "a\u{200B}b",
+            "\u{2066}a\u{2069}",
+            "a\u{200E}",
+            "\u{FEFF}a",
+            "a\u{200D}b",
+            "a\u{2028}b",
+        ] {
+            let error = CustomerId::parse(bad).unwrap_err();
+            assert_eq!(error.field, "customerId", "{bad:?}");
+        }
+        assert!(CustomerId::parse("Zoë Ångström 顧客 42").is_ok());
+    }
+
+    #[test]
+    fn cancel_reasons_refuse_control_and_invisible_format_characters() {
+        for bad in [
+            "a\u{0}b",
+            "\u{1B}[31mred",
+            "line\nbreak",
+            "a\u{85}b",
+            "a\u{202E}b",
+            "a\u{200B}b",
+            "\u{2067}a",
+        ] {
+            let error = CancelReason::parse(bad).unwrap_err();
+            assert_eq!(error.field, "reason", "{bad:?}");
+        }
+        // Prose keeps the joiners its spelling needs.
+        assert!(CancelReason::parse("دیگر نمی\u{200C}خواهم").is_ok());
+        assert!(CancelReason::parse("changed my mind, sorry! ¯\\_(ツ)_/¯").is_ok());
+    }
+
+    #[test]
+    fn values_stored_before_the_character_rule_still_decode() {
+        // Given a reason and a customer id stored when only lengths (and, for ids, control
+        // characters) were checked,
+        let reason: CancelReason = serde_json::from_str("\"late\\u0000\\u202e\"").unwrap();
+        let customer: CustomerId = serde_json::from_str("\"c\\u200b1\"").unwrap();
+        // then they load as they were, while the same text is refused as new input.
+        assert_eq!(reason.as_str(), "late\u{0}\u{202E}");
+        assert_eq!(customer.as_str(), "c\u{200B}1");
+        assert!(CancelReason::parse(reason.as_str()).is_err());
+        assert!(CustomerId::parse(customer.as_str()).is_err());
+        // The rules that always held still hold on the way in from storage.
+        assert!(serde_json::from_str::<CancelReason>(&format!("\"{}\"", "r".repeat(501))).is_err());
+        assert!(serde_json::from_str::<CustomerId>("\"a\\u0007b\"").is_err());
+        assert!(serde_json::from_str::<CustomerId>("\"\"").is_err());
     }
 
     #[test]
