@@ -254,6 +254,7 @@ async fn open_store(
                 read_model_table: target.clone(),
                 create_read_model: create,
                 page_cache_kib: Some(REPLAY_PAGE_CACHE_KIB),
+                sync: args.store.sync.into(),
             };
             let store = SqliteStore::open_with(db, options).map_err(|err| {
                 bad_input(format!("cannot open the database {}: {err}", db.display()))

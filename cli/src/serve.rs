@@ -92,6 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let db = &args.store.db;
             let options = SqliteOptions {
                 read_model_table: args.store.live_table(),
+                sync: args.store.sync.into(),
                 ..SqliteOptions::default()
             };
             let store = SqliteStore::open_with(db, options)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use orders_store::TableName;
 use orders_store::dynamodb::DynamoTables;
+use orders_store::sqlite::SyncMode;
 
 /// Where the events, the read model and the idempotency keys live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -12,6 +13,27 @@ pub enum Backend {
     Sqlite,
     /// The DynamoDB tables named by EVENTS_TABLE, ORDERS_TABLE and IDEMPOTENCY_TABLE.
     Dynamodb,
+}
+
+/// When a SQLite commit, and so an acknowledgement, reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    /// Each commit fsyncs the WAL before any write in it is acknowledged (one fsync per group
+    /// of writes committed together): an acknowledged write survives a power cut.
+    Full,
+    /// The WAL is fsynced only at checkpoints (about every 200 ms): faster, and safe if this
+    /// process crashes, but an OS crash or a power cut can lose writes already acknowledged,
+    /// their idempotency records too (a retry with the same key then creates a new order).
+    Normal,
+}
+
+impl From<SqliteSync> for SyncMode {
+    fn from(sync: SqliteSync) -> Self {
+        match sync {
+            SqliteSync::Full => SyncMode::Full,
+            SqliteSync::Normal => SyncMode::Normal,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,6 +51,11 @@ pub struct StoreArgs {
     /// an existing one).
     #[arg(long, env = "ORDERS_DB", default_value = "./.orders/orders.db")]
     pub db: PathBuf,
+
+    /// Whether a SQLite commit waits for the disk before its writes are acknowledged.
+    /// `normal` trades durability against an OS crash or power cut for speed.
+    #[arg(long, env = "ORDERS_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    pub sync: SqliteSync,
 
     /// The read-model table the query API serves and the projector maintains: set it to a
     /// shadow table that `orders replay --into` built to switch over to it, unset it to switch

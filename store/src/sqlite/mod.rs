@@ -9,6 +9,10 @@
 //! - **a small pool of readers** used from tokio's blocking pool: WAL lets them read a
 //!   consistent snapshot while the writer commits, so queries never wait behind writes.
 //!
+//! A write is acknowledged once its group has committed, and by default
+//! ([`SyncMode::Full`]) a commit returns only after the WAL is fsynced: an acknowledged write
+//! survives a power cut. [`SyncMode::Normal`] trades that for speed; see [`SqliteOptions`].
+//!
 //! Tables: `events` (with the global `position` that is the change feed), `orders` (read model),
 //! `idempotency`, `checkpoints`; see `schema.rs`. A store may serve another read-model table of
 //! the same shape instead of `orders` (a shadow that `orders replay --into` built): see
@@ -36,6 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use self::checkpointer::Checkpointer;
 use self::error::SqlResultExt;
 use self::read_model::ReadModelSql;
+pub use self::schema::SyncMode;
 use self::writer::Writer;
 use crate::{
     AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventKey, EventScan,
@@ -78,7 +83,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Which read-model table a store serves.
+/// Which read-model table a store serves, and how it uses the file.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// `orders` (the live read model) unless a shadow is named.
@@ -91,6 +96,9 @@ pub struct SqliteOptions {
     /// reads each page about once, so a small cache costs it nothing and keeps its memory
     /// the same whatever the file's size.
     pub page_cache_kib: Option<u32>,
+    /// Whether a commit (and so an acknowledgement) waits for the disk [default: it does,
+    /// [`SyncMode::Full`]].
+    pub sync: SyncMode,
 }
 
 impl Default for SqliteOptions {
@@ -100,6 +108,7 @@ impl Default for SqliteOptions {
                 .expect("the live table's name is valid"),
             create_read_model: false,
             page_cache_kib: None,
+            sync: SyncMode::default(),
         }
     }
 }
@@ -126,7 +135,8 @@ impl SqliteStore {
             }
             Ok(conn)
         };
-        let mut write_conn = sized(open_connection(path)?)?;
+        let sync = options.sync;
+        let mut write_conn = sized(open_connection(path, sync)?)?;
         schema::migrate(&mut write_conn)?;
         let table = options.read_model_table;
         if !read_model::table_exists(&write_conn, &table)? {
@@ -147,10 +157,10 @@ impl SqliteStore {
                 checkpointer::WRITER_AUTOCHECKPOINT_PAGES,
             )
             .db()?;
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer = Checkpointer::start(path, sync)?;
         let readers = (0..READER_CONNECTIONS)
             .map(|_| {
-                let reader = sized(open_connection(path)?)?;
+                let reader = sized(open_connection(path, sync)?)?;
                 // A reader that tried to write would be a bug; make it fail loudly.
                 reader.execute_batch("PRAGMA query_only = ON").db()?;
                 Ok(reader)
@@ -159,7 +169,7 @@ impl SqliteStore {
         let head = event_log::head_position(&write_conn)?;
         let appended = Arc::new(watch::Sender::new(head));
         let writer = Writer::start(write_conn, appended.clone())?;
-        tracing::debug!(path = %path.display(), head, "opened the SQLite store");
+        tracing::debug!(path = %path.display(), head, ?sync, "opened the SQLite store");
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -198,14 +208,14 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     // NO_MUTEX: each connection is used by one thread at a time (the reader pool, the writer
     // and checkpointer threads guarantee it), so SQLite's per-connection mutex is overhead.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).db()?;
-    schema::configure(&conn)?;
+    schema::configure(&conn, sync)?;
     Ok(conn)
 }
 

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, params};
 use tempfile::TempDir;
 
-use super::SqliteStore;
 use super::error::{is_unique_violation, store_error};
+use super::{SqliteOptions, SqliteStore, SyncMode};
 use crate::contract::{Backend, FeedBackend};
 use crate::{
     ChangeFeed, CheckpointStore, EventStore, IdempotencyKey, IdempotencyStore, ListFilter,
@@ -345,4 +345,104 @@ async fn a_failed_write_does_not_fail_its_group() {
         }
     }
     assert_eq!(store.read_after(0, 1000).await.unwrap().len(), 32);
+}
+
+/// `PRAGMA synchronous` of the store's own connections (a raw connection has its own).
+async fn synchronous_of(store: &SqliteStore) -> (i64, i64) {
+    let pragma = |conn: &Connection| -> Result<i64, StoreError> {
+        conn.query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .map_err(store_error)
+    };
+    let writer = store
+        .inner
+        .writer
+        .write(move |conn, _| pragma(conn))
+        .await
+        .unwrap();
+    let reader = store.read(move |conn| pragma(conn)).await.unwrap();
+    (writer, reader)
+}
+
+/// An acknowledged write must survive a power cut: by default every commit fsyncs the WAL
+/// (FULL = 2); only an explicit `SyncMode::Normal` (NORMAL = 1) fsyncs at checkpoints alone.
+#[tokio::test]
+async fn commits_are_fsynced_unless_normal_sync_is_asked_for() {
+    let files = TempFiles::default();
+    assert_eq!(synchronous_of(&files.open_fresh()).await, (2, 2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        sync: SyncMode::Normal,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(&dir.path().join("orders.db"), options).unwrap();
+    assert_eq!(synchronous_of(&store).await, (1, 1));
+}
+
+/// Polls `future` once (a queued write sends itself to the writer on its first poll).
+async fn poll_once<F: std::future::Future>(
+    mut future: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// Under FULL each COMMIT costs an fsync of the WAL, so writes that queue up while the writer
+/// is busy must share one transaction, not commit (and fsync) one by one. Each write of the
+/// group checks, from another connection, that none of the group's earlier writes has
+/// committed yet.
+#[tokio::test]
+async fn writes_queued_while_the_writer_is_busy_share_one_commit() {
+    let files = TempFiles::default();
+    let store = files.open_fresh();
+    // Counts the peers' rows that have committed, as any other connection sees them.
+    let outside = std::sync::Arc::new(Mutex::new(raw(&store)));
+    let committed_peers = move || -> i64 {
+        outside
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM checkpoints WHERE consumer LIKE 'peer-%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+
+    // Hold the writer inside a group of its own until every peer write is queued.
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let blocker = store.inner.writer.write(move |_, _| {
+        started_tx.send(()).unwrap();
+        released.recv().unwrap();
+        Ok::<_, StoreError>(())
+    });
+    let mut blocker = Box::pin(blocker);
+    assert!(poll_once(blocker.as_mut()).await.is_pending());
+    tokio::task::spawn_blocking(move || started.recv().unwrap())
+        .await
+        .unwrap();
+
+    let mut peers: Vec<_> = (0..64)
+        .map(|i| {
+            let committed_peers = committed_peers.clone();
+            Box::pin(store.inner.writer.write(move |conn, _| {
+                let seen = committed_peers();
+                conn.execute(
+                    "INSERT INTO checkpoints (consumer, position) VALUES (?1, 0)",
+                    [format!("peer-{i}")],
+                )
+                .map_err(store_error)?;
+                Ok::<_, StoreError>(seen)
+            }))
+        })
+        .collect();
+    for peer in &mut peers {
+        // The first poll queues the write.
+        assert!(poll_once(peer.as_mut()).await.is_pending());
+    }
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+    let seen = futures::future::try_join_all(peers).await.unwrap();
+    assert_eq!(seen, vec![0; 64], "committed peers each write saw");
+    assert_eq!(committed_peers(), 64);
 }

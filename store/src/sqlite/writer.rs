@@ -8,7 +8,13 @@
 //! back alone and answered at once), commits once, then answers the rest. Under load that
 //! amortises the commit over the whole group; when idle a group is one write and no one waits
 //! for a timer. A write is answered only after its group has committed, so an acknowledged
-//! write is durable and visible to readers.
+//! write is visible to readers, and durable: under the default [`SyncMode::Full`] the COMMIT
+//! returns only once the WAL is fsynced, which makes the fsync, too, one per group rather
+//! than one per write (while it runs, the next group queues up). Under `SyncMode::Normal` an
+//! acknowledged write survives a crash of this process but not of the OS (see [`SyncMode`]).
+//!
+//! [`SyncMode::Full`]: super::SyncMode::Full
+//! [`SyncMode`]: super::SyncMode
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
