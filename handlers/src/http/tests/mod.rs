@@ -6,6 +6,7 @@
 
 mod commands;
 mod concurrency;
+mod fuzz;
 mod hostile;
 mod outage;
 mod queries;
