@@ -1,19 +1,22 @@
-//! From raw HTTP to parsed values: the JSON body (size, media type, syntax), the command
-//! headers, the order id in the path and the query string. Every rejection is an [`ApiError`],
-//! so it renders as problem+json like any other error.
+//! From raw HTTP to parsed values: the JSON body (size, media type, syntax, unique keys), the
+//! command headers, the order id in the path and the query string. Every rejection is an
+//! [`ApiError`], so it renders as problem+json like any other error.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, Method, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use orders_domain::{
-    CancelReason, CreateOrder, Currency, CustomerId, FieldError, Items, LineItem, OrderId,
-    Quantity, Sku, UnitPrice,
+    CancelReason, CreateOrder, Currency, CustomerId, FieldError, Items, LineItem, OrderCommand,
+    OrderId, Quantity, Sku, UnitPrice,
 };
 use orders_store::IdempotencyKey;
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -31,7 +34,8 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 
 /// A request body that is empty (`None`) or a JSON value. Size is checked from
 /// `Content-Length` before reading, and again while reading, because the header may be absent
-/// (chunked) or lie.
+/// (chunked) or lie. An object that names a key twice, at any depth, is refused (see
+/// [`parse_json_body`]).
 #[derive(Debug)]
 pub struct JsonBody(pub Option<Value>);
 
@@ -68,14 +72,138 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(&parts.headers) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(&bytes)
-            .map(|value| Self(Some(value)))
-            .map_err(|e| {
-                ApiError::invalid(
-                    "the request body is not valid JSON",
-                    vec![FieldError::new("body", format!("malformed JSON: {e}"))],
-                )
-            })
+        parse_json_body(&bytes).map(|value| Self(Some(value)))
+    }
+}
+
+/// Parses a JSON document, refusing any object that names a key twice.
+///
+/// serde_json, like most parsers, keeps the last of two equal keys silently, so
+/// `{"customerId":"a","customerId":"b"}` would be an order for `b` here and possibly for `a`
+/// to whatever sat in front of the service (RFC 8259 §4 leaves duplicates to the parser).
+/// Keys are compared after unescaping, so `"customer\u0049d"` repeats `customerId`. The
+/// error names the repeated key's field path (`customerId`, `items[0].sku`). serde_json's own
+/// nesting limit (128) still applies: it is enforced by the deserializer, not the visitor.
+fn parse_json_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    let duplicate = Cell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed = UniqueKeys {
+        path: JsonPath::Root,
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|value| deserializer.end().map(|()| value));
+    parsed.map_err(|e| match duplicate.take() {
+        Some(field) => ApiError::invalid(
+            "the request body names a field more than once",
+            vec![FieldError::new(field, "is given more than once")],
+        ),
+        None => ApiError::invalid(
+            "the request body is not valid JSON",
+            vec![FieldError::new("body", format!("malformed JSON: {e}"))],
+        ),
+    })
+}
+
+/// Where a value sits in the body, built on the stack as the parser descends and written out
+/// only for an error, in the field-path form of [`FieldError`].
+#[derive(Clone, Copy)]
+enum JsonPath<'a> {
+    Root,
+    Key(&'a JsonPath<'a>, &'a str),
+    Index(&'a JsonPath<'a>, usize),
+}
+
+impl fmt::Display for JsonPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Root => f.write_str("body"),
+            Self::Key(Self::Root, key) => f.write_str(key),
+            Self::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Self::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+/// Builds a `serde_json::Value` as serde_json's own visitor does, except that a repeated
+/// object key fails the parse and records its path in `duplicate`.
+struct UniqueKeys<'a> {
+    path: JsonPath<'a>,
+    duplicate: &'a Cell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::new();
+        loop {
+            let element = UniqueKeys {
+                path: JsonPath::Index(&self.path, values.len()),
+                duplicate: self.duplicate,
+            };
+            match seq.next_element_seed(element)? {
+                Some(value) => values.push(value),
+                None => return Ok(Value::Array(values)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let path = JsonPath::Key(&self.path, &key);
+            if object.contains_key(&key) {
+                self.duplicate.set(Some(path.to_string()));
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            let value = access.next_value_seed(UniqueKeys {
+                path,
+                duplicate: self.duplicate,
+            })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -112,7 +240,8 @@ pub struct CommandHeaders {
 
 impl CommandHeaders {
     /// The service's view of the request. The fingerprint covers the canonical path (built
-    /// from the parsed id, so `/orders/{ID}` and `/orders/{id}` agree) and the canonical body.
+    /// from the parsed id, so `/orders/{ID}` and `/orders/{id}` agree) and the canonical body
+    /// of the parsed command ([`canonical_body`]), so equivalent bodies agree too.
     pub fn context(self, method: &Method, path: &str, body: Option<&Value>) -> CommandContext {
         CommandContext {
             correlation_id: self.correlation_id,
@@ -202,6 +331,46 @@ fn parse_if_match(raw: &str) -> Result<Precondition, &'static str> {
         .parse::<u64>()
         .map(Precondition::Version)
         .map_err(|_| MESSAGE)
+}
+
+/// The body a parsed command stands for, as the idempotency fingerprint sees it: built from
+/// the parsed values rather than the bytes sent, so every way of writing the same request
+/// hashes the same (DESIGN §4: "the same request replays"). A cancel with no body, with `{}`
+/// and with `{"reason": null}` is one request; confirm and ship with no body or `{}` too.
+///
+/// "No fields" is `None`, the form a body-less request always had, and a create or a reason
+/// is the sorted compact JSON of its fields, as a valid body always hashed: so the
+/// fingerprints recorded before this rule (idempotency records live 24 h) still match the
+/// commonest form of each request.
+pub fn canonical_body(command: &OrderCommand) -> Option<Value> {
+    match command {
+        OrderCommand::Create(create) => Some(canonical_create(create)),
+        OrderCommand::Cancel {
+            reason: Some(reason),
+        } => Some(json!({ "reason": reason.as_str() })),
+        OrderCommand::Cancel { reason: None } | OrderCommand::Confirm | OrderCommand::Ship => None,
+    }
+}
+
+/// A create's fields, as [`canonical_body`] sees them.
+pub fn canonical_create(create: &CreateOrder) -> Value {
+    let lines: Vec<Value> = create
+        .items()
+        .lines()
+        .iter()
+        .map(|line| {
+            json!({
+                "sku": line.sku.as_str(),
+                "quantity": line.quantity.get(),
+                "unitPrice": line.unit_price.get(),
+            })
+        })
+        .collect();
+    json!({
+        "customerId": create.customer_id().as_str(),
+        "currency": create.currency().as_str(),
+        "items": lines,
+    })
 }
 
 /// Hex SHA-256 of method, path and canonical body (`""` for no body).
@@ -720,6 +889,93 @@ mod tests {
             fingerprint(&post, "/orders", Some(&json!({})))
         );
         assert_eq!(fingerprint(&post, "/orders", None).len(), 64);
+    }
+
+    fn duplicate(body: &str) -> Vec<FieldError> {
+        match parse_json_body(body.as_bytes()).unwrap_err() {
+            ApiError::BadRequest { errors, .. } => errors,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_at_any_depth_is_refused_with_its_path() {
+        let once = |field: &str| vec![FieldError::new(field, "is given more than once")];
+        assert_eq!(
+            duplicate(r#"{"customerId":"a","currency":"EUR","customerId":"b"}"#),
+            once("customerId")
+        );
+        assert_eq!(
+            duplicate(r#"{"items":[{"sku":"A"},{"sku":"A","quantity":1,"sku":"B"}]}"#),
+            once("items[1].sku")
+        );
+        // Compared after unescaping: \u0049 is "I".
+        assert_eq!(
+            duplicate(r#"{"customerId":"a","customer\u0049d":"b"}"#),
+            once("customerId")
+        );
+        assert_eq!(duplicate(r#"[[{"x":1,"x":1}]]"#), once("body[0][0].x"));
+        assert_eq!(duplicate(r#"{"reason":null,"reason":"x"}"#), once("reason"));
+    }
+
+    #[test]
+    fn unique_keys_parse_exactly_as_serde_json_does() {
+        let body = r#"{"a":{"sku":1},"b":[{"sku":2},{"sku":3}],"n":[-1,18446744073709551615,1.5,1e30],"s":"\u00e9","t":true,"z":null}"#;
+        let expected: Value = serde_json::from_str(r#"{"a":{"sku":1},"b":[{"sku":2},{"sku":3}],"n":[-1,18446744073709551615,1.5,1e30],"s":"é","t":true,"z":null}"#).unwrap();
+        assert_eq!(parse_json_body(body.as_bytes()).unwrap(), expected);
+        // Malformed input is still reported as such, against the whole body.
+        for malformed in ["{", r#"{"a":1} x"#, r#"{"a":1,}"#, &"[".repeat(200)] {
+            let errors = duplicate(malformed);
+            assert_eq!(errors.len(), 1, "{malformed}");
+            assert_eq!(errors[0].field, "body", "{malformed}");
+            assert!(
+                errors[0].message.starts_with("malformed JSON"),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn equivalent_commands_have_one_canonical_body_and_different_ones_differ() {
+        let cancel = |body: Option<Value>| {
+            let reason = cancel_reason(body.as_ref()).unwrap();
+            canonical_body(&OrderCommand::Cancel { reason })
+        };
+        let no_reason = cancel(None);
+        assert_eq!(no_reason, None);
+        assert_eq!(cancel(Some(json!({}))), no_reason);
+        assert_eq!(cancel(Some(json!({"reason": null}))), no_reason);
+        assert_eq!(
+            cancel(Some(json!({"reason": "x"}))),
+            Some(json!({"reason": "x"}))
+        );
+        assert_ne!(
+            cancel(Some(json!({"reason": "x"}))),
+            cancel(Some(json!({"reason": "y"})))
+        );
+        assert_ne!(
+            cancel(Some(json!({"reason": ""}))),
+            no_reason,
+            "an empty reason is a reason"
+        );
+        assert_eq!(canonical_body(&OrderCommand::Confirm), None);
+    }
+
+    #[test]
+    fn a_create_fingerprints_as_its_valid_body_always_did() {
+        // The canonical form of a parsed create is the canonical form of the body it came
+        // from, so fingerprints recorded before canonicalisation moved to the command match.
+        let raw: Value = serde_json::from_str(
+            r#"{ "items": [{"unitPrice": 150, "sku": "A", "quantity": 2}],
+                 "currency": "EUR", "customerId": "c-\u00e9\"" }"#,
+        )
+        .unwrap();
+        let parsed = canonical_create(&create_order(Some(&raw)).unwrap());
+        let post = Method::POST;
+        assert_eq!(
+            fingerprint(&post, "/orders", Some(&parsed)),
+            fingerprint(&post, "/orders", Some(&raw))
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ async fn create(
     body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
     let create = extract::create_order(body.value())?;
-    let context = headers.context(&Method::POST, "/orders", body.value());
+    let canonical = extract::canonical_create(&create);
+    let context = headers.context(&Method::POST, "/orders", Some(&canonical));
     Ok(CommandResponse(app.commands.create(create, context).await?))
 }
 
@@ -40,7 +41,7 @@ async fn confirm(
     body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
     extract::no_fields(body.value())?;
-    run(app, id, "confirm", OrderCommand::Confirm, headers, body).await
+    run(app, id, "confirm", OrderCommand::Confirm, headers).await
 }
 
 async fn cancel(
@@ -50,15 +51,7 @@ async fn cancel(
     body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
     let reason = extract::cancel_reason(body.value())?;
-    run(
-        app,
-        id,
-        "cancel",
-        OrderCommand::Cancel { reason },
-        headers,
-        body,
-    )
-    .await
+    run(app, id, "cancel", OrderCommand::Cancel { reason }, headers).await
 }
 
 async fn ship(
@@ -68,7 +61,7 @@ async fn ship(
     body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
     extract::no_fields(body.value())?;
-    run(app, id, "ship", OrderCommand::Ship, headers, body).await
+    run(app, id, "ship", OrderCommand::Ship, headers).await
 }
 
 async fn run(
@@ -77,10 +70,13 @@ async fn run(
     action: &str,
     command: OrderCommand,
     headers: CommandHeaders,
-    body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
     let path = format!("/orders/{id}/{action}");
-    let context = headers.context(&Method::POST, &path, body.value());
+    let context = headers.context(
+        &Method::POST,
+        &path,
+        extract::canonical_body(&command).as_ref(),
+    );
     Ok(CommandResponse(
         app.commands.execute(id, command, context).await?,
     ))

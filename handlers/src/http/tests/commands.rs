@@ -346,6 +346,75 @@ async fn the_same_idempotency_key_and_request_replays_the_first_response() {
 }
 
 #[tokio::test]
+async fn a_cancel_without_a_reason_is_one_request_however_it_is_written() {
+    let api = TestApi::new();
+    let id = api.create().await;
+    let cancel = format!("/orders/{id}/cancel");
+    let key = [("idempotency-key", "cancel-1")];
+
+    let first = api.post_empty(&cancel, &key).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let events = api.event_count().await;
+
+    // No body, `{}` and `{"reason": null}` all say "cancel, no reason": each replays.
+    for body in [None, Some(json!({})), Some(json!({"reason": null}))] {
+        let replay = match &body {
+            None => api.post_empty(&cancel, &key).await,
+            Some(body) => api.post(&cancel, body.clone(), &key).await,
+        };
+        assert_eq!(replay.status, StatusCode::OK, "{body:?}: {}", replay.body);
+        assert_eq!(
+            replay.header("idempotent-replayed"),
+            Some("true"),
+            "{body:?}"
+        );
+        assert_eq!(replay.body, first.body, "{body:?}");
+    }
+    // A reason is a different request.
+    api.post(&cancel, json!({"reason": "x"}), &key)
+        .await
+        .assert_problem(422);
+    assert_eq!(api.event_count().await, events);
+
+    // The other way round: first `{"reason": null}`, then no body.
+    let other = api.create().await;
+    let cancel_other = format!("/orders/{other}/cancel");
+    let other_key = [("idempotency-key", "cancel-2")];
+    let first = api
+        .post(&cancel_other, json!({"reason": null}), &other_key)
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let replay = api.post_empty(&cancel_other, &other_key).await;
+    assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+}
+
+#[tokio::test]
+async fn the_same_reason_written_differently_replays_and_another_reason_is_422() {
+    let api = TestApi::new();
+    let id = api.create().await;
+    let cancel = format!("/orders/{id}/cancel");
+    let key = [("idempotency-key", "cancel-late")];
+
+    let first = api.post(&cancel, json!({"reason": "late"}), &key).await;
+    assert_eq!(first.status, StatusCode::OK);
+    // The same reason, escaped and spaced differently.
+    let request = request(Method::POST, &cancel)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "cancel-late")
+        .body(Body::from(r#" { "reason" : "l\u0061te" } "#))
+        .unwrap();
+    let replay = api.send(request).await;
+    assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    for other in [json!({"reason": "Late"}), json!({"reason": null})] {
+        api.post(&cancel, other, &key).await.assert_problem(422);
+    }
+    api.post_empty(&cancel, &key).await.assert_problem(422);
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_with_a_different_request_is_422() {
     let api = TestApi::new();
     let key = [("idempotency-key", "k")];

@@ -130,6 +130,50 @@ fn cases() -> Vec<Case> {
             json!({"customerId": "a\u{7}b", "currency": "EUR", "items": [line]}),
             vec!["customerId"],
         ),
+        raw_case(
+            "a customer id named twice",
+            r#"{"customerId": "a", "currency": "EUR", "items": [{"sku": "S", "quantity": 1, "unitPrice": 1}], "customerId": "b"}"#,
+            vec!["customerId"],
+        ),
+        raw_case(
+            "a SKU named twice in a line",
+            r#"{"customerId": "c", "currency": "EUR", "items": [{"sku": "S", "quantity": 1, "unitPrice": 1, "sku": "T"}]}"#,
+            vec!["items[0].sku"],
+        ),
+        json_case(
+            "a right-to-left override in the customer id",
+            json!({"customerId": "abc\u{202E}fed", "currency": "EUR", "items": [line]}),
+            vec!["customerId"],
+        ),
+        json_case(
+            "a zero-width space in the customer id",
+            json!({"customerId": "c\u{200B}1", "currency": "EUR", "items": [line]}),
+            vec!["customerId"],
+        ),
+        Case {
+            path: "/orders/{id}/cancel",
+            ..raw_case("a reason named twice", r#"{"reason": "a", "reason": "b"}"#, vec!["reason"])
+        },
+        Case {
+            path: "/orders/{id}/cancel",
+            ..json_case("a NUL in the reason", json!({"reason": "a\u{0}b"}), vec!["reason"])
+        },
+        Case {
+            path: "/orders/{id}/cancel",
+            ..json_case("an ESC in the reason", json!({"reason": "\u{1B}[2Jgone"}), vec!["reason"])
+        },
+        Case {
+            path: "/orders/{id}/cancel",
+            ..json_case(
+                "a right-to-left override in the reason",
+                json!({"reason": "late \u{202E}gnipmuh"}),
+                vec!["reason"],
+            )
+        },
+        Case {
+            path: "/orders/{id}/cancel",
+            ..json_case("a zero-width space in the reason", json!({"reason": "la\u{200B}te"}), vec!["reason"])
+        },
         json_case(
             "a 129-character customer id",
             json!({"customerId": "c".repeat(129), "currency": "EUR", "items": [line]}),
