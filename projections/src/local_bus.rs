@@ -11,11 +11,29 @@
 //!   `event: <DetailType>`, `id: <eventId>`, `data: <the JSON line>`. The feed is live only;
 //!   history is in the file. A follower too slow for the feed gets `event: lagged` with
 //!   `data: {"skipped":N}` and carries on from the newest entries.
+//!
+//! The file holds only whole lines:
+//! - A call's lines are written with one write. If it fails part-way (a full disk), the file
+//!   is cut back to its length before the write, so no fragment is left for the next entry to
+//!   run into; the call fails and the publisher sends its entries again. Should the cut fail
+//!   too, the next call retries it first and fails rather than write after a fragment.
+//! - [`LocalBus::open`] cuts a torn last line (a crash in the middle of a write) back to the
+//!   last whole line.
+//!
+//! What survives a power cut: the bus is a best-effort local sink, written through the page
+//! cache; an accepted call's lines are not fsynced one by one. [`LocalBus::sync`] fsyncs the
+//! file, and `orders serve` calls it before each save of the publisher's checkpoint
+//! ([`crate::local`]), one fsync per batch of the change feed. So a power cut can lose only
+//! lines whose checkpoint had not advanced, and the publisher resends those from its
+//! checkpoint: delivery stays at-least-once (subscribers dedupe on `eventId`), and the lines
+//! of events already checkpointed are on disk. The live feed may have shown a follower entries
+//! that a power cut then loses; they are resent, too.
 
 use std::convert::Infallible;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -26,8 +44,7 @@ use axum::routing::get;
 use futures::{Stream, StreamExt};
 use orders_domain::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -55,7 +72,9 @@ pub struct LocalBus {
 struct Inner {
     path: PathBuf,
     // One writer at a time, so that lines never interleave and the live feed has file order.
-    file: Mutex<tokio::fs::File>,
+    file: std::sync::Mutex<LineFile<File>>,
+    /// Another handle on the file, so that an fsync does not hold up the writers.
+    sync_handle: File,
     live: broadcast::Sender<Arc<LocalBusRecord>>,
     // Set by `close`: live followers' streams end, so a graceful shutdown is not held open
     // by a client that follows the feed forever.
@@ -82,26 +101,48 @@ struct DetailId {
 }
 
 impl LocalBus {
-    /// Opens `path` for appending, creating it and its directory if missing.
+    /// Opens `path` for appending, creating it and its directory if missing, and cuts a torn
+    /// last line (left by a crash in the middle of a write) back to the last whole line.
     pub async fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await?;
+        let opened = path.clone();
+        let (file, sync_handle) = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = opened.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&opened)?;
+            let dropped = cut_torn_tail(&mut file)?;
+            if dropped > 0 {
+                tracing::warn!(path = %opened.display(), bytes = dropped, "cut a torn last line off the bus file");
+            }
+            let sync_handle = file.try_clone()?;
+            io::Result::Ok((file, sync_handle))
+        })
+        .await
+        .map_err(io::Error::other)??;
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
-                file: Mutex::new(file),
+                file: std::sync::Mutex::new(LineFile::new(file)),
+                sync_handle,
                 live,
                 closed: watch::channel(false).0,
             }),
         })
+    }
+
+    /// Makes every line written so far durable (fsync). `orders serve` calls it before it
+    /// saves the publisher's checkpoint, so that no checkpointed entry is lost in a power cut.
+    pub async fn sync(&self) -> io::Result<()> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.sync_handle.sync_data())
+            .await
+            .map_err(io::Error::other)?
     }
 
     pub fn path(&self) -> &Path {
@@ -154,20 +195,101 @@ impl Bus for LocalBus {
             results.push(EntryResult::Accepted { event_id });
         }
 
-        let unavailable = |e: io::Error| {
+        let inner = self.inner.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut file = inner.file.lock().unwrap_or_else(PoisonError::into_inner);
+            file.append(lines.as_bytes())?;
+            // Under the lock, so the live feed has the file's order. No follower is fine.
+            for record in records {
+                let _ = inner.live.send(record);
+            }
+            io::Result::Ok(())
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|written| written);
+        written.map_err(|e| {
             BusError::Unavailable(format!("cannot write {}: {e}", self.inner.path.display()))
-        };
-        let mut file = self.inner.file.lock().await;
-        file.write_all(lines.as_bytes())
-            .await
-            .map_err(unavailable)?;
-        file.flush().await.map_err(unavailable)?;
-        // Under the lock, so the live feed has the file's order. No follower is fine.
-        for record in records {
-            let _ = self.inner.live.send(record);
-        }
+        })?;
         Ok(results)
     }
+}
+
+/// What the bus needs of its file besides writing: a test stands in one that fails part-way.
+trait Truncate: Write {
+    /// The file's length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Cuts the file back to `len` bytes.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl Truncate for File {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// An append-only file of whole lines: a write that fails part-way leaves no fragment.
+struct LineFile<F> {
+    file: F,
+    /// The length to cut the file back to before anything else is written: set when a failed
+    /// write's fragment could not be cut off at once.
+    torn_after: Option<u64>,
+}
+
+impl<F: Truncate> LineFile<F> {
+    fn new(file: F) -> Self {
+        Self {
+            file,
+            torn_after: None,
+        }
+    }
+
+    /// Appends `lines` (whole lines, each ending in `\n`) in one write. On an error the file is
+    /// as it was before, or will be before the next append succeeds.
+    fn append(&mut self, lines: &[u8]) -> io::Result<()> {
+        if let Some(len) = self.torn_after {
+            self.file.truncate(len)?;
+            self.torn_after = None;
+        }
+        let before = self.file.len()?;
+        let written = self.file.write_all(lines).and_then(|()| self.file.flush());
+        if written.is_err()
+            && let Err(error) = self.file.truncate(before)
+        {
+            tracing::warn!(%error, "cannot cut a failed write off the bus file; will retry");
+            self.torn_after = Some(before);
+        }
+        written
+    }
+}
+
+/// Cuts the file back to just after its last `\n` (to empty if it has none); returns the
+/// number of bytes cut off.
+fn cut_torn_tail(file: &mut File) -> io::Result<u64> {
+    const CHUNK: u64 = 64 * 1024;
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        chunk.resize((end - start) as usize, 0);
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk)?;
+        if let Some(newline) = chunk.iter().rposition(|&b| b == b'\n') {
+            end = start + newline as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < len {
+        file.set_len(end)?;
+    }
+    Ok(len - end)
 }
 
 /// `GET /local/bus`: the live feed of bus entries, as Server-Sent Events.

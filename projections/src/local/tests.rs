@@ -44,12 +44,7 @@ async fn the_local_consumers_project_and_publish_everything_once_across_restarts
     let orders: Vec<_> = (0..20).map(|_| new_order_id()).collect();
 
     let (stop, stopped) = watch::channel(false);
-    let handles = spawn_local_consumers(
-        store.clone(),
-        Arc::new(bus.clone()),
-        "orders".into(),
-        stopped,
-    );
+    let handles = spawn_local_consumers(store.clone(), bus.clone(), "orders".into(), stopped);
     for &order in &orders {
         append(&store, &lifecycle(order)).await;
     }
@@ -108,4 +103,52 @@ async fn the_local_consumers_project_and_publish_everything_once_across_restarts
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 63, "each event published once");
+}
+
+/// Stands in for the bus file: records the publisher's checkpoint as it was at each sync.
+struct SyncRecorder {
+    store: SqliteStore,
+    fails: bool,
+    checkpoint_at_sync: std::sync::Mutex<Vec<u64>>,
+}
+
+#[async_trait::async_trait]
+impl Durable for SyncRecorder {
+    async fn sync(&self) -> io::Result<()> {
+        let checkpoint = self
+            .store
+            .load_checkpoint(PUBLISHER_CONSUMER)
+            .await
+            .unwrap();
+        self.checkpoint_at_sync.lock().unwrap().push(checkpoint);
+        if self.fails {
+            return Err(io::Error::other("fsync failed"));
+        }
+        Ok(())
+    }
+}
+
+/// The bus is fsynced before the publisher's checkpoint moves, and a failed fsync keeps it
+/// where it was: a power cut never loses the line of an event behind the checkpoint.
+#[tokio::test]
+async fn the_publisher_checkpoint_moves_only_after_the_bus_is_synced() {
+    let (_dir, store) = store();
+    for fails in [true, false] {
+        let checkpoints = BusSyncedCheckpoints {
+            bus: SyncRecorder {
+                store: store.clone(),
+                fails,
+                checkpoint_at_sync: Default::default(),
+            },
+            checkpoints: Arc::new(store.clone()),
+        };
+        let saved = checkpoints.save_checkpoint(PUBLISHER_CONSUMER, 5).await;
+        assert_eq!(saved.is_ok(), !fails, "{saved:?}");
+        assert_eq!(*checkpoints.bus.checkpoint_at_sync.lock().unwrap(), [0]);
+        let expected = if fails { 0 } else { 5 };
+        assert_eq!(
+            store.load_checkpoint(PUBLISHER_CONSUMER).await.unwrap(),
+            expected
+        );
+    }
 }

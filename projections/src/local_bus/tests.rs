@@ -182,3 +182,135 @@ async fn a_lagging_follower_is_told_and_carries_on() {
     let last = format!("id: e{}", LIVE_CAPACITY + 9);
     read_until(&mut body, &last).await;
 }
+
+/// A file that accepts `budget` more bytes, then fails as a full disk does; its truncation
+/// can be made to fail too.
+struct FailingFile {
+    file: File,
+    budget: usize,
+    truncate_fails: bool,
+}
+
+impl Write for FailingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.budget == 0 {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        }
+        let n = buf.len().min(self.budget);
+        self.budget -= n;
+        self.file.write(&buf[..n])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Truncate for FailingFile {
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        if self.truncate_fails {
+            return Err(io::Error::other("cannot truncate"));
+        }
+        self.file.truncate(len)
+    }
+}
+
+fn failing_file(path: &Path) -> LineFile<FailingFile> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    LineFile::new(FailingFile {
+        file,
+        budget: usize::MAX,
+        truncate_fails: false,
+    })
+}
+
+fn line(event_id: &str) -> String {
+    format!("{{\"Detail\":\"{{\\\"eventId\\\":\\\"{event_id}\\\"}}\"}}\n")
+}
+
+/// Every line of the file parses; returns their event ids.
+fn event_ids(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let line: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+            let detail: Value = serde_json::from_str(line["Detail"].as_str().unwrap()).unwrap();
+            detail["eventId"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// A write that fails part-way (a full disk) leaves no fragment for the next entry to merge
+/// with: the file is cut back to the whole lines it had.
+#[test]
+fn a_write_that_fails_part_way_leaves_no_torn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus.jsonl");
+    let mut file = failing_file(&path);
+    file.append(line("a").as_bytes()).unwrap();
+
+    file.file.budget = 10;
+    let batch = line("b") + &line("c");
+    assert!(file.append(batch.as_bytes()).is_err());
+
+    file.file.budget = usize::MAX;
+    file.append(line("d").as_bytes()).unwrap();
+    assert_eq!(event_ids(&path), ["a", "d"]);
+}
+
+/// If the fragment cannot be cut off at once, nothing is written after it until it can.
+#[test]
+fn a_fragment_that_cannot_be_cut_off_blocks_the_next_write_until_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus.jsonl");
+    let mut file = failing_file(&path);
+    file.append(line("a").as_bytes()).unwrap();
+
+    file.file.budget = 10;
+    file.file.truncate_fails = true;
+    assert!(file.append(line("b").as_bytes()).is_err());
+    file.file.budget = usize::MAX;
+    let fragment = std::fs::read(&path).unwrap();
+    assert!(file.append(line("c").as_bytes()).is_err());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        fragment,
+        "nothing written after it"
+    );
+
+    file.file.truncate_fails = false;
+    file.append(line("d").as_bytes()).unwrap();
+    assert_eq!(event_ids(&path), ["a", "d"]);
+}
+
+/// A crash in the middle of a write leaves a torn last line: opening the bus cuts it off, so
+/// the next entry starts a line of its own.
+#[tokio::test]
+async fn opening_cuts_off_a_torn_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus.jsonl");
+    std::fs::write(&path, line("a") + r#"{"Source":"orders","Deta"#).unwrap();
+    let bus = LocalBus::open(&path).await.unwrap();
+    bus.put_events(&[entry(r#"{"eventId":"b"}"#)])
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&path), ["a", "b"]);
+
+    // A file with no whole line at all is emptied.
+    drop(bus);
+    std::fs::write(&path, r#"{"Source":"#).unwrap();
+    let bus = LocalBus::open(&path).await.unwrap();
+    bus.put_events(&[entry(r#"{"eventId":"c"}"#)])
+        .await
+        .unwrap();
+    assert_eq!(event_ids(&path), ["c"]);
+}
