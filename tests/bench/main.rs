@@ -6,6 +6,10 @@
 //!    `POST /orders` throughput and latency, projection lag (create acknowledged -> view
 //!    visible) sampled during that load, then `GET /orders/{id}` throughput and latency.
 //!
+//! `--compare-sync ROUNDS` measures instead what the durable acknowledgement costs: the
+//! create load against `orders serve --sync normal` and `--sync full`, alternately, ROUNDS
+//! times each, in one run (so both see the same machine), and the medians of each.
+//!
 //! Run it with `scripts/bench.sh` (it builds the release binaries first).
 
 use std::hint::black_box;
@@ -36,10 +40,19 @@ struct Args {
     /// Only the in-process fold measurements, no server.
     #[arg(long)]
     fold_only: bool,
+    /// Instead of the table: the create load, ROUNDS times against `--sync normal` and
+    /// ROUNDS times against `--sync full`, interleaved, and the medians of each.
+    #[arg(long, value_name = "ROUNDS", value_parser = clap::value_parser!(u32).range(1..))]
+    compare_sync: Option<u32>,
 }
 
 fn main() {
     let args = Args::parse();
+    if let Some(rounds) = args.compare_sync {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(compare_sync(&args, rounds));
+        return;
+    }
     let mut table = vec![];
     table.extend(fold_benchmarks(args.fold_events));
     if !args.fold_only {
@@ -176,42 +189,12 @@ async fn load_benchmarks(args: &Args) -> Vec<Row> {
         base.clone(),
         stop.clone(),
     ));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..args.connections {
-        let (client, base, body) = (client.clone(), base.clone(), body.clone());
-        workers.push(tokio::spawn(async move {
-            let (mut latencies, mut ids, mut errors) = (Vec::new(), Vec::new(), 0u64);
-            while started.elapsed() < duration {
-                let sent = Instant::now();
-                let response = client
-                    .post(format!("{base}/orders"))
-                    .header("content-type", "application/json")
-                    .body(body.as_ref().clone())
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status() == 201 => {
-                        let v: Value = r.json().await.unwrap_or_default();
-                        latencies.push(sent.elapsed().as_micros() as u32);
-                        if ids.len() < 2_000 {
-                            ids.push(v["orderId"].as_str().unwrap_or_default().to_owned());
-                        }
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, ids, errors)
-        }));
-    }
-    let (mut create_lat, mut ids, mut create_errors) = (Latencies(Vec::new()), Vec::new(), 0);
-    for w in workers {
-        let (l, i, e) = w.await.unwrap();
-        create_lat.0.extend(l);
-        ids.extend(i);
-        create_errors += e;
-    }
-    let create_elapsed = started.elapsed();
+    let CreateLoad {
+        latencies: mut create_lat,
+        ids,
+        errors: create_errors,
+        elapsed: create_elapsed,
+    } = create_load(&client, &base, &body, args.connections, duration).await;
     stop.store(true, Ordering::Relaxed);
     let mut lag = lag_sampler.await.unwrap();
     let creates = create_lat.0.len();
@@ -282,6 +265,141 @@ async fn load_benchmarks(args: &Args) -> Vec<Row> {
             "p99 ≤ 100 ms",
         ),
     ]
+}
+
+/// What one create phase measured.
+struct CreateLoad {
+    latencies: Latencies,
+    /// Up to 2 000 created orders per connection, for the read phase.
+    ids: Vec<String>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl CreateLoad {
+    fn rate(&self) -> f64 {
+        self.latencies.0.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// `connections` clients each posting `body` back to back for `duration`.
+async fn create_load(
+    client: &reqwest::Client,
+    base: &Arc<str>,
+    body: &Arc<Vec<u8>>,
+    connections: usize,
+    duration: Duration,
+) -> CreateLoad {
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (client, base, body) = (client.clone(), base.clone(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut latencies, mut ids, mut errors) = (Vec::new(), Vec::new(), 0u64);
+            while started.elapsed() < duration {
+                let sent = Instant::now();
+                let response = client
+                    .post(format!("{base}/orders"))
+                    .header("content-type", "application/json")
+                    .body(body.as_ref().clone())
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap_or_default();
+                        latencies.push(sent.elapsed().as_micros() as u32);
+                        if ids.len() < 2_000 {
+                            ids.push(v["orderId"].as_str().unwrap_or_default().to_owned());
+                        }
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, ids, errors)
+        }));
+    }
+    let (mut create_lat, mut ids, mut create_errors) = (Latencies(Vec::new()), Vec::new(), 0);
+    for w in workers {
+        let (l, i, e) = w.await.unwrap();
+        create_lat.0.extend(l);
+        ids.extend(i);
+        create_errors += e;
+    }
+    CreateLoad {
+        latencies: create_lat,
+        ids,
+        errors: create_errors,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// `--compare-sync`: the create load against each sync mode, `rounds` times, interleaved and
+/// with the order swapped every round so that a drift of the machine hits both alike; each
+/// run on a fresh database. Prints every run, then the medians.
+async fn compare_sync(args: &Args, rounds: u32) {
+    const MODES: [&str; 2] = ["normal", "full"];
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let duration = Duration::from_secs(args.seconds);
+    let body = Arc::new(serde_json::to_vec(&new_order("bench-customer")).unwrap());
+    let mut runs: [Vec<(f64, Duration, Duration, u64)>; 2] = [Vec::new(), Vec::new()];
+    println!("| round | --sync | creates/s | p50 | p99 | errors |\n|---|---|---|---|---|---|");
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for mode in order {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let server = Server::start_with(dir.path(), &["--sync", MODES[mode]], &[]);
+            let base: Arc<str> = server.base.clone().into();
+            let mut load = create_load(&client, &base, &body, args.connections, duration).await;
+            drop(server);
+            let run = (
+                load.rate(),
+                load.latencies.percentile(0.5),
+                load.latencies.percentile(0.99),
+                load.errors,
+            );
+            println!(
+                "| {} | {} | {:.0} | {} | {} | {} |",
+                round + 1,
+                MODES[mode],
+                run.0,
+                ms(run.1),
+                ms(run.2),
+                run.3
+            );
+            runs[mode].push(run);
+        }
+    }
+    let median = |mode: usize| {
+        let runs = &runs[mode];
+        let pick = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            let n = values.len();
+            (values[(n - 1) / 2] + values[n / 2]) / 2.0
+        };
+        (
+            pick(runs.iter().map(|r| r.0).collect()),
+            pick(runs.iter().map(|r| r.1.as_secs_f64() * 1e3).collect()),
+            pick(runs.iter().map(|r| r.2.as_secs_f64() * 1e3).collect()),
+        )
+    };
+    let (normal, full) = (median(0), median(1));
+    println!(
+        "\nmedians of {rounds} rounds, {} connections, {} s each:\n\
+         | --sync | creates/s | p50 | p99 |\n|---|---|---|---|",
+        args.connections, args.seconds
+    );
+    for (mode, (rate, p50, p99)) in MODES.iter().zip([normal, full]) {
+        println!("| {mode} | {rate:.0} | {p50:.2} ms | {p99:.2} ms |");
+    }
+    println!(
+        "\nfull / normal: {:.2}x the creates/s, {:.2}x the p99",
+        full.0 / normal.0,
+        full.2 / normal.2
+    );
 }
 
 /// Every 20 ms: create an order, then poll its view every millisecond until the projector
