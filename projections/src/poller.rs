@@ -5,8 +5,17 @@
 //! [`StreamPoller`], each with its own position in every shard (as two event source mappings
 //! on one stream have):
 //! - **Shards.** It lists the stream's shards and reads each one to its end; a child shard is
-//!   read only once its parent is finished (or trimmed away), which keeps each order's
-//!   events in order across a shard split.
+//!   read only once its parent is finished, which keeps each order's events in order across
+//!   a shard split. A parent is finished when its iterator runs out (no `NextShardIterator`),
+//!   when it is closed and cannot be read even from its oldest record
+//!   (`TrimmedDataAccessException`, `ResourceNotFoundException`, no iterator), or when it
+//!   leaves the listing: a closed shard stays listed for a while after its records are
+//!   trimmed (24 hours), and none of that may hold its children back for good. Each case that
+//!   may have lost records is logged as a warning naming the shard.
+//! - **Scheduling.** Each shard has its own next poll: at once after a batch, after
+//!   `idle_wait` when it had nothing, after its own backoff (with jitter, growing to
+//!   `retry.max_delay`) when it failed, so one failing shard never delays the others. The
+//!   listing (`DescribeStream`) is refreshed at most once per `shard_refresh`.
 //! - **Batches.** `GetRecords` with `Limit` = the batch size; the records become exactly the
 //!   `DynamoDbEvent` payload Lambda delivers ([`lambda_event`]), handed to the same handler
 //!   functions as the Lambdas ([`crate::stream`]).
@@ -20,10 +29,10 @@
 //!   bus receives some events again, which it may (delivery is at-least-once; subscribers
 //!   dedupe on `eventId`). [`StartPosition::Latest`] starts with new records only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb::{EventRecord, StreamViewType};
@@ -73,11 +82,14 @@ pub struct PollerConfig {
     /// Records per batch: `GetRecords`' `Limit`, at most 1 000 (an event source mapping's
     /// `BatchSize`; one `GetRecords` call returns at most 1 000).
     pub batch_size: i32,
-    /// The pause after a round in which no shard had records.
+    /// The pause before polling a shard again after it had no new records.
     pub idle_wait: Duration,
+    /// The least time between two listings of the stream's shards (`DescribeStream`, which
+    /// AWS allows 10 times a second): how soon a new shard (a split) is noticed.
+    pub shard_refresh: Duration,
     pub start: StartPosition,
-    /// The backoff after a failed batch (`max_attempts` is not used: it retries until the
-    /// batch succeeds).
+    /// The backoff of a shard after a failed batch or call, per shard (`max_attempts` is not
+    /// used: it retries until the batch succeeds).
     pub retry: RetryPolicy,
 }
 
@@ -87,6 +99,7 @@ impl PollerConfig {
             name: name.into(),
             batch_size: 100,
             idle_wait: Duration::from_millis(200),
+            shard_refresh: Duration::from_millis(200),
             start: StartPosition::TrimHorizon,
             retry: RetryPolicy {
                 max_attempts: u32::MAX,
@@ -155,24 +168,234 @@ impl StreamSource {
     }
 }
 
-/// What the poller knows of one shard.
+/// The DynamoDB Streams calls the poller makes: [`StreamSource`] makes them on the Streams
+/// API; the tests of the shard scheduling (`poller/tests.rs`) script them.
+#[async_trait]
+trait StreamsApi: Send + Sync {
+    /// One page of `DescribeStream`'s shards, after `exclusive_start`.
+    async fn list_shards(
+        &self,
+        stream_arn: &str,
+        exclusive_start: Option<String>,
+    ) -> Result<ShardPage, StreamsError>;
+
+    /// `GetShardIterator`; `None` when the response holds no iterator.
+    async fn shard_iterator(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        from: IteratorStart<'_>,
+    ) -> Result<Option<String>, StreamsError>;
+
+    /// `GetRecords` with `Limit` = `limit`.
+    async fn records(&self, iterator: String, limit: i32) -> Result<RecordPage, StreamsError>;
+}
+
 #[derive(Debug, Default)]
-struct Shard {
-    parent: Option<String>,
-    /// The iterator for the next `GetRecords`, when one is in hand.
-    iterator: Option<String>,
-    /// Where to get a new iterator: after the last committed record, or at a failed one.
-    position: Option<Resume>,
-    /// Read to its end (a closed shard whose iterator ran out).
-    finished: bool,
-    /// Consecutive failed batches, for the backoff.
-    failures: u32,
+struct ShardPage {
+    shards: Vec<ListedShard>,
+    /// `LastEvaluatedShardId`: there are more shards after it.
+    last_evaluated: Option<String>,
 }
 
 #[derive(Debug, Clone)]
+struct ListedShard {
+    id: String,
+    parent: Option<String>,
+    /// The shard has an `EndingSequenceNumber`: it receives no more records.
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct RecordPage {
+    records: Vec<Record>,
+    /// `NextShardIterator`; `None` when the shard is closed and read to its end.
+    next_iterator: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum IteratorStart<'a> {
+    TrimHorizon,
+    Latest,
+    After(&'a str),
+    At(&'a str),
+}
+
+/// A failed Streams call, sorted by what the poller does about it.
+#[derive(Debug, thiserror::Error)]
+enum StreamsError {
+    /// `TrimmedDataAccessException`: the position is older than the oldest record the shard
+    /// keeps (records are trimmed after 24 hours).
+    #[error("{0}")]
+    Trimmed(String),
+    /// `ExpiredIteratorException`: an iterator lasts 15 minutes.
+    #[error("{0}")]
+    ExpiredIterator(String),
+    /// `ResourceNotFoundException`: the shard (or the stream) is gone.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StreamsError {
+    fn from_sdk<E>(call: &str, err: &aws_sdk_dynamodbstreams::error::SdkError<E>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let text = aws::describe(call, err);
+        match err.code() {
+            Some("TrimmedDataAccessException") => Self::Trimmed(text),
+            Some("ExpiredIteratorException") => Self::ExpiredIterator(text),
+            Some("ResourceNotFoundException") => Self::NotFound(text),
+            _ => Self::Other(text),
+        }
+    }
+}
+
+#[async_trait]
+impl StreamsApi for StreamSource {
+    async fn list_shards(
+        &self,
+        stream_arn: &str,
+        exclusive_start: Option<String>,
+    ) -> Result<ShardPage, StreamsError> {
+        let out = self
+            .streams
+            .describe_stream()
+            .stream_arn(stream_arn)
+            .set_exclusive_start_shard_id(exclusive_start)
+            .send()
+            .await
+            .map_err(|e| StreamsError::from_sdk("DynamoDB Streams DescribeStream", &e))?;
+        let Some(description) = out.stream_description() else {
+            return Ok(ShardPage::default());
+        };
+        Ok(ShardPage {
+            shards: description
+                .shards()
+                .iter()
+                .filter_map(|shard| {
+                    Some(ListedShard {
+                        id: shard.shard_id()?.to_owned(),
+                        parent: shard.parent_shard_id().map(str::to_owned),
+                        closed: shard
+                            .sequence_number_range()
+                            .and_then(|range| range.ending_sequence_number())
+                            .is_some(),
+                    })
+                })
+                .collect(),
+            last_evaluated: description.last_evaluated_shard_id().map(str::to_owned),
+        })
+    }
+
+    async fn shard_iterator(
+        &self,
+        stream_arn: &str,
+        shard_id: &str,
+        from: IteratorStart<'_>,
+    ) -> Result<Option<String>, StreamsError> {
+        let request = self
+            .streams
+            .get_shard_iterator()
+            .stream_arn(stream_arn)
+            .shard_id(shard_id);
+        let request = match from {
+            IteratorStart::TrimHorizon => {
+                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            IteratorStart::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            IteratorStart::After(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence),
+            IteratorStart::At(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .sequence_number(sequence),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| StreamsError::from_sdk("DynamoDB Streams GetShardIterator", &e))?;
+        Ok(out.shard_iterator().map(str::to_owned))
+    }
+
+    async fn records(&self, iterator: String, limit: i32) -> Result<RecordPage, StreamsError> {
+        let out = self
+            .streams
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StreamsError::from_sdk("DynamoDB Streams GetRecords", &e))?;
+        let mut out = out;
+        Ok(RecordPage {
+            next_iterator: out.next_shard_iterator.take(),
+            records: out.records.unwrap_or_default(),
+        })
+    }
+}
+
+/// What the poller knows of one shard.
+#[derive(Debug)]
+struct Shard {
+    parent: Option<String>,
+    /// Receives no more records: listed with an `EndingSequenceNumber`, or some listed shard
+    /// names it as its parent.
+    closed: bool,
+    /// The iterator for the next `GetRecords`, when one is in hand.
+    iterator: Option<String>,
+    /// Where to get a new iterator.
+    position: Resume,
+    /// Done with: read to its end (a closed shard whose iterator ran out), or trimmed away.
+    /// Its children may be read.
+    finished: bool,
+    /// Consecutive failed attempts, for the backoff.
+    failures: u32,
+    /// When to poll it next: later after an empty read or a failure, so a shard that has
+    /// records never waits for one that backs off.
+    due: Instant,
+}
+
+impl Shard {
+    fn new(listed: &ListedShard, now: Instant) -> Self {
+        Self {
+            parent: listed.parent.clone(),
+            closed: listed.closed,
+            iterator: None,
+            position: Resume::Start,
+            finished: false,
+            failures: 0,
+            due: now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Resume {
+    /// Nothing read yet: where [`PollerConfig::start`] says.
+    Start,
+    /// The oldest record the shard keeps (`TRIM_HORIZON`): the position was trimmed away.
+    OldestKept,
+    /// After the last committed record.
     After(String),
+    /// At a record that failed.
     At(String),
+}
+
+/// What one poll of a shard came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Polled {
+    /// A batch went to the handler and was committed: poll again at once.
+    Delivered,
+    /// Nothing new: poll again after the idle wait.
+    Empty,
+    /// The position moved without reading (trimmed, or an expired iterator): poll again at
+    /// once from the new position.
+    Moved,
+    /// The shard is done with: its children may be read.
+    Finished,
 }
 
 /// One consumer of the stream.
@@ -195,141 +418,212 @@ impl StreamPoller {
     ) -> Result<(), BoxError> {
         let stream_arn = self.source.stream_arn().await?;
         tracing::info!(consumer = %self.config.name, %stream_arn, batch_size = self.config.batch_size, "polling the events stream");
-        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+        let region = self.source.region.clone();
+        ShardScheduler::new(&self.source, &stream_arn, &region, &self.config, &*handler)
+            .run(shutdown)
+            .await;
+        Ok(())
+    }
+}
+
+/// The poller's loop over one stream's shards.
+///
+/// Each shard has its own next-poll instant ([`Shard::due`]): the loop polls the shards that
+/// are due, then sleeps until the earliest next one. A shard with records is due again at
+/// once, an empty one after [`PollerConfig::idle_wait`], a failing one after its own backoff,
+/// so one shard's failures never delay the others. The shard listing (`DescribeStream`,
+/// which AWS allows 10 times a second) is refreshed at most once per
+/// [`PollerConfig::shard_refresh`], however busy the shards are.
+struct ShardScheduler<'a> {
+    api: &'a dyn StreamsApi,
+    stream_arn: &'a str,
+    region: &'a str,
+    config: &'a PollerConfig,
+    handler: &'a dyn StreamHandler,
+    shards: BTreeMap<String, Shard>,
+    next_refresh: Instant,
+}
+
+impl<'a> ShardScheduler<'a> {
+    fn new(
+        api: &'a dyn StreamsApi,
+        stream_arn: &'a str,
+        region: &'a str,
+        config: &'a PollerConfig,
+        handler: &'a dyn StreamHandler,
+    ) -> Self {
+        Self {
+            api,
+            stream_arn,
+            region,
+            config,
+            handler,
+            shards: BTreeMap::new(),
+            next_refresh: Instant::now(),
+        }
+    }
+
+    async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            if let Err(error) = self.refresh_shards(&stream_arn, &mut shards).await {
+            let wake = self.turn().await;
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// Refreshes the shard listing if it is due and polls every shard that is due; returns
+    /// when the next one is.
+    async fn turn(&mut self) -> Instant {
+        let now = Instant::now();
+        if now >= self.next_refresh {
+            if let Err(error) = self.refresh_shards(now).await {
                 tracing::warn!(consumer = %self.config.name, %error, "cannot list the stream's shards; retrying");
             }
-            let mut delivered = false;
-            let ready: Vec<String> = shards
-                .iter()
-                .filter(|(_, shard)| !shard.finished)
-                .filter(|(_, shard)| {
-                    shard
-                        .parent
-                        .as_ref()
-                        .and_then(|parent| shards.get(parent))
-                        .is_none_or(|parent| parent.finished)
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
-            for shard_id in ready {
-                let shard = shards.get_mut(&shard_id).expect("listed above");
-                match self
-                    .poll_shard(&stream_arn, &shard_id, shard, &*handler)
-                    .await
-                {
-                    Ok(had_records) => delivered |= had_records,
-                    Err(error) => {
-                        shard.failures += 1;
-                        let delay = self.config.retry.delay(shard.failures);
-                        tracing::warn!(consumer = %self.config.name, shard = %shard_id, %error, retry_in_ms = delay.as_millis() as u64, "stream read failed");
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            () = &mut shutdown => return Ok(()),
-                        }
-                    }
-                }
-            }
-            if !delivered {
-                tokio::select! {
-                    () = tokio::time::sleep(self.config.idle_wait) => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-            } else if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
-                return Ok(());
-            }
+            self.next_refresh = Instant::now() + self.config.shard_refresh;
         }
+        let due: Vec<String> = self
+            .readable()
+            .filter(|(_, shard)| shard.due <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for shard_id in due {
+            let mut shard = self.shards.remove(&shard_id).expect("listed above");
+            let polled = self.poll_shard(&shard_id, &mut shard).await;
+            // From the end of the poll, so a backoff is never shortened by the poll's length.
+            let now = Instant::now();
+            match polled {
+                Ok(Polled::Delivered) => {
+                    shard.failures = 0;
+                    shard.due = now;
+                }
+                Ok(Polled::Moved) => shard.due = now,
+                Ok(Polled::Empty) => {
+                    shard.failures = 0;
+                    shard.due = now + self.config.idle_wait;
+                }
+                Ok(Polled::Finished) => shard.finished = true,
+                Err(error) => {
+                    shard.failures += 1;
+                    let delay = self.config.retry.delay(shard.failures);
+                    shard.due = now + delay;
+                    tracing::warn!(consumer = %self.config.name, shard = %shard_id, %error, attempts = shard.failures, retry_in_ms = delay.as_millis() as u64, "stream read failed");
+                }
+            }
+            self.shards.insert(shard_id, shard);
+        }
+        // A child whose parent finished in this turn is due already: it is in this minimum.
+        self.readable()
+            .map(|(_, shard)| shard.due)
+            .fold(self.next_refresh, Instant::min)
     }
 
-    /// Adds the shards the stream lists that the poller does not know yet.
-    async fn refresh_shards(
-        &self,
-        stream_arn: &str,
-        shards: &mut BTreeMap<String, Shard>,
-    ) -> Result<(), BoxError> {
+    /// The shards that may be read now: unfinished, and their parent (if still known)
+    /// finished, which keeps each item's records in order across a shard split.
+    fn readable(&self) -> impl Iterator<Item = (&String, &Shard)> {
+        self.shards.iter().filter(|(_, shard)| {
+            !shard.finished
+                && shard
+                    .parent
+                    .as_ref()
+                    .and_then(|parent| self.shards.get(parent))
+                    .is_none_or(|parent| parent.finished)
+        })
+    }
+
+    /// Lists the stream's shards: adds the new ones, marks the closed ones, and forgets the
+    /// ones no longer listed. A shard leaves the listing once its records are all trimmed
+    /// (some time within 24 hours after that), so an unfinished one that left is done with:
+    /// its children no longer wait for it.
+    async fn refresh_shards(&mut self, now: Instant) -> Result<(), StreamsError> {
+        let mut listed: Vec<ListedShard> = Vec::new();
         let mut start: Option<String> = None;
         loop {
-            let out = self
-                .source
-                .streams
-                .describe_stream()
-                .stream_arn(stream_arn)
-                .set_exclusive_start_shard_id(start.take())
-                .send()
-                .await
-                .map_err(|e| aws::describe("DynamoDB Streams DescribeStream", &e))?;
-            let Some(description) = out.stream_description() else {
-                return Ok(());
-            };
-            for listed in description.shards() {
-                let Some(id) = listed.shard_id() else {
-                    continue;
-                };
-                shards.entry(id.to_owned()).or_insert_with(|| Shard {
-                    parent: listed.parent_shard_id().map(str::to_owned),
-                    ..Shard::default()
-                });
-            }
-            match description.last_evaluated_shard_id() {
-                Some(last) => start = Some(last.to_owned()),
-                None => return Ok(()),
+            let page = self.api.list_shards(self.stream_arn, start.take()).await?;
+            listed.extend(page.shards);
+            match page.last_evaluated {
+                Some(last) => start = Some(last),
+                None => break,
             }
         }
+        let parents: HashSet<&str> = listed.iter().filter_map(|s| s.parent.as_deref()).collect();
+        let ids: HashSet<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        self.shards.retain(|id, shard| {
+            let kept = ids.contains(id.as_str());
+            if !kept && !shard.finished {
+                tracing::warn!(consumer = %self.config.name, shard = %id, "the shard is no longer listed before it was read to its end: its remaining records were trimmed (kept 24 hours) and are lost to this consumer; its children are read now");
+            }
+            kept
+        });
+        for shard in &listed {
+            let closed = shard.closed || parents.contains(shard.id.as_str());
+            self.shards
+                .entry(shard.id.clone())
+                .or_insert_with(|| Shard::new(shard, now))
+                .closed |= closed;
+        }
+        Ok(())
     }
 
-    /// One `GetRecords` on one shard and, if it returned records, one handler call. Returns
-    /// whether there were records.
-    async fn poll_shard(
-        &self,
-        stream_arn: &str,
-        shard_id: &str,
-        shard: &mut Shard,
-        handler: &dyn StreamHandler,
-    ) -> Result<bool, BoxError> {
+    /// One `GetRecords` on one shard (after a `GetShardIterator` if no iterator is in hand)
+    /// and, if it returned records, one handler call.
+    async fn poll_shard(&self, shard_id: &str, shard: &mut Shard) -> Result<Polled, BoxError> {
+        // An iterator just obtained from the saved position, rather than one held from the
+        // last read: a failure of a fresh one is the position's, not the iterator's.
+        let fresh = shard.iterator.is_none();
         let iterator = match shard.iterator.take() {
             Some(iterator) => iterator,
-            None => self.new_iterator(stream_arn, shard_id, shard).await?,
-        };
-        let out = match self
-            .source
-            .streams
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(self.config.batch_size)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(err) => {
-                match err.code() {
-                    // A new iterator from the saved position continues where this one was.
-                    Some("ExpiredIteratorException") => return Ok(false),
-                    Some("TrimmedDataAccessException") => {
-                        tracing::warn!(consumer = %self.config.name, shard = %shard_id, "records were trimmed before they were read; continuing from the oldest kept");
-                        shard.position = None;
-                        return Ok(false);
+            None => {
+                let from = match &shard.position {
+                    Resume::Start => match self.config.start {
+                        StartPosition::TrimHorizon => IteratorStart::TrimHorizon,
+                        StartPosition::Latest => IteratorStart::Latest,
+                    },
+                    Resume::OldestKept => IteratorStart::TrimHorizon,
+                    Resume::After(sequence) => IteratorStart::After(sequence),
+                    Resume::At(sequence) => IteratorStart::At(sequence),
+                };
+                match self
+                    .api
+                    .shard_iterator(self.stream_arn, shard_id, from)
+                    .await
+                {
+                    Ok(Some(iterator)) => iterator,
+                    // No iterator on a closed shard: nothing is left to read there.
+                    Ok(None) if shard.closed => {
+                        tracing::warn!(consumer = %self.config.name, shard = %shard_id, position = ?shard.position, "the closed shard has no iterator: read to its end, or its records were trimmed (kept 24 hours) before they were read; its children are read now");
+                        return Ok(Polled::Finished);
                     }
-                    _ => {}
+                    Ok(None) => return Err(format!("no iterator for shard {shard_id}").into()),
+                    Err(error) => return self.unreadable(shard_id, shard, error, true),
                 }
-                return Err(aws::describe("DynamoDB Streams GetRecords", &err).into());
             }
         };
-        let next = out.next_shard_iterator().map(str::to_owned);
-        let records = out.records();
-        if records.is_empty() {
-            shard.finished = next.is_none();
-            shard.iterator = next;
-            return Ok(false);
+        let page = match self.api.records(iterator, self.config.batch_size).await {
+            Ok(page) => page,
+            // A new iterator from the saved position continues where this one was.
+            Err(StreamsError::ExpiredIterator(_)) if !fresh => return Ok(Polled::Moved),
+            Err(error) => return self.unreadable(shard_id, shard, error, fresh),
+        };
+        if page.records.is_empty() {
+            return Ok(match page.next_iterator {
+                Some(next) => {
+                    shard.iterator = Some(next);
+                    Polled::Empty
+                }
+                None => self.finished(shard_id, shard),
+            });
         }
-        let event = lambda_event(records, stream_arn, &self.source.region);
+        let event = lambda_event(&page.records, self.stream_arn, self.region);
         let sequence_numbers: Vec<String> = event
             .records
             .iter()
             .map(|r| r.change.sequence_number.clone().unwrap_or_default())
             .collect();
-        let failed_at: Option<String> = match handler.handle(event).await {
+        let failed_at: Option<String> = match self.handler.handle(event).await {
             Ok(response) => response
                 .batch_item_failures
                 .iter()
@@ -342,18 +636,24 @@ impl StreamPoller {
         };
         match failed_at {
             None => {
-                shard.failures = 0;
-                shard.position = sequence_numbers.last().cloned().map(Resume::After);
-                shard.finished = next.is_none();
-                shard.iterator = next;
-                Ok(true)
+                shard.position = sequence_numbers
+                    .last()
+                    .cloned()
+                    .map_or(Resume::Start, Resume::After);
+                Ok(match page.next_iterator {
+                    Some(next) => {
+                        shard.iterator = Some(next);
+                        Polled::Delivered
+                    }
+                    None => self.finished(shard_id, shard),
+                })
             }
             Some(failed) => {
                 let committed = sequence_numbers
                     .iter()
                     .filter(|s| compare_sequence_numbers(s, &failed).is_lt())
                     .count();
-                shard.position = Some(Resume::At(failed.clone()));
+                shard.position = Resume::At(failed.clone());
                 Err(format!(
                     "batch failed at record {failed} ({committed} of {} records before it committed)",
                     sequence_numbers.len()
@@ -363,37 +663,34 @@ impl StreamPoller {
         }
     }
 
-    async fn new_iterator(
+    /// A shard cannot be read from its position (`fresh`: with an iterator just obtained for
+    /// it): a trimmed position moves to the oldest record kept; a closed shard that is trimmed
+    /// even there, or gone, is done with, so its children are read; any other failure is
+    /// retried after the shard's backoff.
+    fn unreadable(
         &self,
-        stream_arn: &str,
         shard_id: &str,
-        shard: &Shard,
-    ) -> Result<String, BoxError> {
-        let request = self
-            .source
-            .streams
-            .get_shard_iterator()
-            .stream_arn(stream_arn)
-            .shard_id(shard_id);
-        let request = match &shard.position {
-            Some(Resume::After(sequence)) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .sequence_number(sequence),
-            Some(Resume::At(sequence)) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .sequence_number(sequence),
-            None => request.shard_iterator_type(match self.config.start {
-                StartPosition::TrimHorizon => ShardIteratorType::TrimHorizon,
-                StartPosition::Latest => ShardIteratorType::Latest,
-            }),
-        };
-        let out = request
-            .send()
-            .await
-            .map_err(|e| aws::describe("DynamoDB Streams GetShardIterator", &e))?;
-        out.shard_iterator()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("no iterator for shard {shard_id}").into())
+        shard: &mut Shard,
+        error: StreamsError,
+        fresh: bool,
+    ) -> Result<Polled, BoxError> {
+        match error {
+            StreamsError::Trimmed(_) if !fresh || shard.position != Resume::OldestKept => {
+                tracing::warn!(consumer = %self.config.name, shard = %shard_id, %error, "records were trimmed before they were read (kept 24 hours); continuing from the oldest kept");
+                shard.position = Resume::OldestKept;
+                Ok(Polled::Moved)
+            }
+            StreamsError::Trimmed(_) | StreamsError::NotFound(_) if shard.closed => {
+                tracing::warn!(consumer = %self.config.name, shard = %shard_id, %error, "the closed shard cannot be read any more: its records may have been trimmed (kept 24 hours) before they were read; its children are read now");
+                Ok(Polled::Finished)
+            }
+            error => Err(error.into()),
+        }
+    }
+
+    fn finished(&self, shard_id: &str, shard: &Shard) -> Polled {
+        tracing::debug!(consumer = %self.config.name, shard = %shard_id, position = ?shard.position, "the closed shard is read to its end");
+        Polled::Finished
     }
 }
 
@@ -594,3 +891,6 @@ mod emulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
