@@ -9,13 +9,17 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use orders_domain::{OrderId, OrderStatus};
 use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::sqlite::SqliteStore;
+use orders_store::{ListFilter, ListQuery, ReadModelStore};
 use orders_tests::replay::{
     corrupt_five_ways, parse_run, replay, replay_command, seed_orders, wait_for_view,
 };
 use orders_tests::streams::{append, lifecycle, new_order_id};
-use orders_tests::{Server, client, create_unique_tables, dynamodb_endpoint, get_json, orders_bin};
+use orders_tests::{
+    Server, client, create_unique_tables, dynamodb_endpoint, eventually, get_json, orders_bin,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -146,6 +150,189 @@ async fn dynamodb_verify_and_repair_with_four_segments() {
     assert_eq!(clean.code, 0, "{}", clean.stdout);
     assert_eq!(clean.tally("inSync"), 15);
     assert_eq!(clean.tally("viewsChecked"), 15);
+}
+
+/// The ids of the orders a listing by `status` returns (its first page of 100).
+async fn listed(store: &impl ReadModelStore, status: OrderStatus) -> Vec<OrderId> {
+    let query = ListQuery {
+        filter: ListFilter::Status(status),
+        limit: 100,
+        after: None,
+    };
+    let page = store.list(&query).await.expect("list");
+    page.items.iter().map(|view| view.order_id).collect()
+}
+
+/// The printed difference of `order_id`, which must be the only one of that order.
+fn drift_of(run: &orders_tests::replay::ReplayRun, order_id: OrderId) -> &Value {
+    let mut drifts = run
+        .drifts
+        .iter()
+        .filter(|drift| drift["orderId"] == order_id.to_string());
+    let drift = drifts
+        .next()
+        .unwrap_or_else(|| panic!("no difference for {order_id}: {}", run.stdout));
+    assert!(drifts.next().is_none(), "{}", run.stdout);
+    drift
+}
+
+/// The SQLite read model keeps the status, the timestamps and the version in index columns
+/// beside the view's JSON. A hand edit of a column alone (the JSON untouched) is what the
+/// listings filter on and what the write conditions test, so `--verify` must see it, and a
+/// replay must rewrite the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_verify_sees_an_index_column_edited_alone_and_a_replay_mends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let (status_edited, version_edited) = (new_order_id(), new_order_id());
+    let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+    for order_id in [status_edited, version_edited] {
+        append(&store, &lifecycle(order_id)).await; // created, confirmed, shipped
+    }
+    drop(store);
+    let built = replay(&["--db", &db], &[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    assert_eq!(built.tally("written"), 2);
+
+    let conn = rusqlite::Connection::open(dir.path().join("orders.db")).unwrap();
+    let edit = |sql: &str, order_id: OrderId| {
+        assert_eq!(conn.execute(sql, [order_id.to_string()]).unwrap(), 1);
+    };
+    edit(
+        "UPDATE orders SET status = 'PENDING' WHERE order_id = ?1",
+        status_edited,
+    );
+    edit(
+        "UPDATE orders SET version = 2 WHERE order_id = ?1",
+        version_edited,
+    );
+    let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+    assert_eq!(
+        listed(&store, OrderStatus::Pending).await,
+        vec![status_edited],
+        "the edit is what a listing sees"
+    );
+
+    let verify = replay(&["--db", &db, "--verify"], &[]);
+    assert_eq!(verify.code, 1, "drift exits 1: {}", verify.stdout);
+    let status = drift_of(&verify, status_edited);
+    assert_eq!(status["kind"], "different_fields", "{status}");
+    assert_eq!(status["fields"], serde_json::json!(["status"]), "{status}");
+    assert_eq!(status["stored"]["status"], "PENDING", "{status}");
+    assert_eq!(status["expected"]["status"], "SHIPPED", "{status}");
+    let version = drift_of(&verify, version_edited);
+    assert_eq!(version["kind"], "stale_version", "{version}");
+    assert_eq!(version["storedVersion"], 2, "{version}");
+    assert_eq!(version["expectedVersion"], 3, "{version}");
+    assert_eq!(
+        version["fields"],
+        serde_json::json!(["version"]),
+        "{version}"
+    );
+    assert_eq!(verify.tally("written"), 0, "a verify writes nothing");
+
+    let repair = replay(&["--db", &db], &[]);
+    assert_eq!(repair.code, 0, "{}", repair.stderr);
+    assert_eq!(repair.tally("written"), 2, "{}", repair.stdout);
+    let columns = |order_id: OrderId| -> (String, i64) {
+        conn.query_row(
+            "SELECT status, version FROM orders WHERE order_id = ?1",
+            [order_id.to_string()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(columns(status_edited), ("SHIPPED".to_owned(), 3));
+    assert_eq!(columns(version_edited), ("SHIPPED".to_owned(), 3));
+
+    let clean = replay(&["--db", &db, "--verify"], &[]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert_eq!(clean.tally("inSync"), 2);
+    assert_eq!(listed(&store, OrderStatus::Pending).await, vec![]);
+    let mut shipped = listed(&store, OrderStatus::Shipped).await;
+    shipped.sort();
+    let mut expected = vec![status_edited, version_edited];
+    expected.sort();
+    assert_eq!(shipped, expected);
+    drop(store);
+
+    // And as the API serves it.
+    let server = Server::start(dir.path());
+    let (code, page) = get_json(&client(), server.url("/orders?status=PENDING")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(page["items"], serde_json::json!([]), "{page}");
+}
+
+/// On DynamoDB the GSI keys (`customerId`, `createdAt` of byCustomer; `status`, `updatedAt`
+/// of byStatus) are the item's own attributes, which are the view: there is no second copy to
+/// disagree. An attribute edited alone, by a raw update that bypasses the adapter, is a
+/// difference `--verify` names and a replay mends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_verify_sees_a_gsi_key_attribute_edited_alone_and_a_replay_mends_it() {
+    let endpoint = dynamodb_endpoint();
+    let (env, tables) = create_unique_tables(&endpoint, "replay").await;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sdk = dynamodb::client(Some(&endpoint)).await;
+    let store = DynamoStore::new(sdk.clone(), tables.clone());
+    let (status_edited, customer_edited) = (new_order_id(), new_order_id());
+    for order_id in [status_edited, customer_edited] {
+        append(&store, &lifecycle(order_id)).await; // created, confirmed, shipped
+    }
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["--backend", "dynamodb", "--endpoint-url", endpoint.as_str()];
+        argv.extend(extra);
+        replay(&argv, &env)
+    };
+    let built = run(&[]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    assert_eq!(built.tally("written"), 2);
+
+    // PartiQL: an item update through the client, with no adapter code involved.
+    for (attribute, value, order_id) in [
+        ("status", "PENDING", status_edited),
+        ("customerId", "hand-edited", customer_edited),
+    ] {
+        sdk.execute_statement()
+            .statement(format!(
+                "UPDATE \"{}\" SET \"{attribute}\" = '{value}' WHERE \"orderId\" = '{order_id}'",
+                tables.orders
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("update {attribute} of {order_id}: {err:?}"));
+    }
+    eventually(
+        "the byStatus index lists the edited status",
+        Duration::from_secs(20),
+        || async { (listed(&store, OrderStatus::Pending).await == [status_edited]).then_some(()) },
+    )
+    .await;
+
+    let verify = run(&["--verify"]);
+    assert_eq!(verify.code, 1, "drift exits 1: {}", verify.stdout);
+    for (order_id, field) in [(status_edited, "status"), (customer_edited, "customerId")] {
+        let drift = drift_of(&verify, order_id);
+        assert_eq!(drift["kind"], "different_fields", "{drift}");
+        assert_eq!(drift["fields"], serde_json::json!([field]), "{drift}");
+    }
+
+    let repair = run(&[]);
+    assert_eq!(repair.code, 0, "{}", repair.stderr);
+    assert_eq!(repair.tally("written"), 2, "{}", repair.stdout);
+    let clean = run(&["--verify"]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert_eq!(clean.tally("inSync"), 2);
+    eventually(
+        "the byStatus index drops the mended order from PENDING",
+        Duration::from_secs(20),
+        || async {
+            listed(&store, OrderStatus::Pending)
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
