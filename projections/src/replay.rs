@@ -11,6 +11,13 @@
 //! 2. **Orphan views.** Each part of the read model is scanned for views whose order has no
 //!    events, which are reported, or deleted on condition of their version.
 //!
+//! **What is compared.** A stored view is judged whole against the fold, as the store reads it:
+//! the view its listings filter and sort by and its write conditions test. On DynamoDB the GSI
+//! keys are the item's own attributes; on SQLite the index columns override the JSON they
+//! duplicate (see `orders_store`'s SQLite read model). So an index column or key attribute
+//! edited by hand is a difference like any other, and the write that mends it rewrites the
+//! whole view.
+//!
 //! **Beside the live projector.** Every write is conditional on the version the engine read, so
 //! neither overwrites the other's newer view. Whatever a batch cannot settle at once (a stored
 //! view newer than the scan, a lost condition) is settled one order at a time from fresh reads:
