@@ -14,7 +14,10 @@
 //!   and drops tabs and newlines: a different path than the one sent.
 //!
 //! REST's query parameter maps are decoded values that `lambda_http` form-encodes itself, so
-//! they are always safe and are left alone.
+//! they are safe to encode; only a parameter listed with no value at all (`"a": []` in
+//! `multiValueQueryStringParameters`) is dropped, because `query_map` 0.7 panics iterating it
+//! (an index out of bounds), both in our length check and in `lambda_http`'s URI. API Gateway
+//! sends at least one value per parameter; the handler must not panic on the event anyway.
 //!
 //! [`sanitize`] percent-encodes, in the path and the raw query, every byte that may not appear
 //! there unescaped (RFC 3986), keeping valid `%XX` escapes as they are; the router then
@@ -24,6 +27,7 @@
 //! neutralised so that it converts to the URI `/` without panicking.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use lambda_http::aws_lambda_events::query_map::QueryMap;
@@ -63,6 +67,8 @@ pub fn sanitize(request: &mut LambdaRequest) -> Result<(), Refusal> {
     let checked = match request {
         LambdaRequest::ApiGatewayV1(event) => {
             escape(&mut event.path, Part::Path);
+            drop_valueless(&mut event.query_string_parameters);
+            drop_valueless(&mut event.multi_value_query_string_parameters);
             // `lambda_http` prefers the multi-value map and form-encodes it.
             let query = if event.multi_value_query_string_parameters.is_empty() {
                 &event.query_string_parameters
@@ -142,6 +148,29 @@ fn allowed(byte: u8, part: Part) -> bool {
 
 fn starts_escape(rest: &[u8]) -> bool {
     matches!(rest, [high, low, ..] if high.is_ascii_hexdigit() && low.is_ascii_hexdigit())
+}
+
+/// `query` without the parameters that have no value, which `QueryMap`'s iterator (and so
+/// `to_query_string`) panics on. Its derived `Serialize` writes the inner map without that
+/// iterator, so it is the one way to see them.
+fn drop_valueless(query: &mut QueryMap) {
+    let Ok(serde_json::Value::Object(parameters)) = serde_json::to_value(&*query) else {
+        return;
+    };
+    let values = |value: serde_json::Value| -> Vec<String> {
+        serde_json::from_value(value).unwrap_or_default()
+    };
+    let has_valueless = parameters
+        .values()
+        .any(|value| value.as_array().is_some_and(Vec::is_empty));
+    if has_valueless {
+        let kept: HashMap<String, Vec<String>> = parameters
+            .into_iter()
+            .map(|(name, value)| (name, values(value)))
+            .filter(|(_, values)| !values.is_empty())
+            .collect();
+        *query = QueryMap::from(kept);
+    }
 }
 
 /// The length of the query `lambda_http` writes for REST's parameter map.
@@ -515,6 +544,20 @@ mod tests {
         // A long URL of safe characters is API Gateway's business, not ours.
         let mut event = v2(&format!("/orders/{}", "a".repeat(10_000)), "");
         assert_eq!(sanitize(&mut event), Ok(()));
+    }
+
+    /// Found by fuzzing (`lambda::tests::fuzz`): `"a": []` in a REST event's
+    /// `multiValueQueryStringParameters` panicked the handler (`query_map`'s iterator indexes
+    /// the first value). The parameter is dropped; the others are served.
+    #[test]
+    fn a_rest_query_parameter_without_values_is_dropped_not_a_panic() {
+        let mut event = v1_event("/orders", &[("q", "1")], "example.com");
+        event["multiValueQueryStringParameters"]["empty"] = json!([]);
+        let event: LambdaRequest = serde_json::from_value(event).unwrap();
+        let request = catch_unwind(AssertUnwindSafe(|| converted(event)))
+            .expect("no panic")
+            .expect("not refused");
+        assert_eq!(request.uri().query(), Some("q=1"));
     }
 
     /// Why the guard exists: on its own, `lambda_http` 1.3 (with `http` 1.5) panics on a raw

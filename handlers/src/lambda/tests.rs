@@ -8,6 +8,8 @@
 //! is a real `SqliteStore` on a temporary file: the router is the one the Lambdas serve, only
 //! the store differs.
 
+mod fuzz;
+
 use std::collections::BTreeMap;
 
 use base64::Engine;
