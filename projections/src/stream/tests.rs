@@ -1,6 +1,8 @@
 //! Stream batches through the handler functions, on a real SQLite store (the DynamoDB read
 //! model runs the same cases in `tests/stream_projector.rs`).
 
+mod fuzz;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
