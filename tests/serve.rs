@@ -281,3 +281,51 @@ async fn every_route_end_to_end_then_a_clean_restart() {
         "every event published exactly once across the restart"
     );
 }
+
+/// A weak cursor key is a usage error (exit 2) found before the data directory, the database
+/// or a key file is created; the flag and the environment variable are checked alike.
+#[test]
+fn a_weak_cursor_key_is_refused_before_anything_is_created() {
+    let cases: [(&[&str], &[(&str, &str)]); 3] = [
+        (&["--cursor-key", "short"], &[]),
+        (&["--cursor-key", ""], &[]),
+        (
+            &[],
+            &[("ORDERS_CURSOR_KEY", "0123456789abcdef0123456789abcde")],
+        ),
+    ];
+    for (args, env) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut child = std::process::Command::new(orders_tests::orders_bin())
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(data.join("orders.db"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run orders serve");
+        // Bounded: a server that accepted the key would otherwise run until killed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{args:?} {env:?}: orders serve started instead of refusing the key");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        for named in ["--cursor-key", "ORDERS_CURSOR_KEY", "at least 32 bytes"] {
+            assert!(stderr.contains(named), "{named} in {stderr}");
+        }
+        assert!(
+            !data.exists(),
+            "{args:?} {env:?}: created {}",
+            data.display()
+        );
+    }
+}

@@ -112,6 +112,22 @@ pub const CURSOR_KEY_VAR: &str = "CURSOR_KEY";
 /// A cursor key shorter than this is refused (HMAC-SHA256 wants a key of at least its output size).
 pub const MIN_CURSOR_KEY_LEN: usize = 32;
 
+/// A cursor key too short to sign cursors: the one rule for every source of the key, the
+/// Lambdas' `CURSOR_KEY` and `orders serve`'s `--cursor-key` and `cursor.key` alike.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+#[error("{len} bytes long; a cursor key must be at least {MIN_CURSOR_KEY_LEN} bytes")]
+pub struct WeakCursorKey {
+    pub len: usize,
+}
+
+/// Checks `key` against [`MIN_CURSOR_KEY_LEN`].
+pub fn check_cursor_key(key: &[u8]) -> Result<(), WeakCursorKey> {
+    if key.len() < MIN_CURSOR_KEY_LEN {
+        return Err(WeakCursorKey { len: key.len() });
+    }
+    Ok(())
+}
+
 /// A configuration the function cannot start with. It fails INIT (see [`init`]).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -188,9 +204,8 @@ impl LambdaConfig {
                 let key = var(CURSOR_KEY_VAR)
                     .filter(|key| !key.is_empty())
                     .ok_or(ConfigError::MissingCursorKey)?;
-                if key.len() < MIN_CURSOR_KEY_LEN {
-                    return Err(ConfigError::WeakCursorKey(key.len()));
-                }
+                check_cursor_key(key.as_bytes())
+                    .map_err(|weak| ConfigError::WeakCursorKey(weak.len))?;
                 key.into_bytes()
             }
         };

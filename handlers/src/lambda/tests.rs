@@ -870,6 +870,19 @@ fn the_query_api_needs_a_strong_cursor_key() {
 }
 
 #[test]
+fn the_cursor_key_rule_is_one_minimum_length() {
+    let key = |len: usize| vec![b'k'; len];
+    assert_eq!(check_cursor_key(&key(MIN_CURSOR_KEY_LEN)), Ok(()));
+    for len in [0, 1, MIN_CURSOR_KEY_LEN - 1] {
+        assert_eq!(check_cursor_key(&key(len)), Err(WeakCursorKey { len }));
+    }
+    assert_eq!(
+        WeakCursorKey { len: 5 }.to_string(),
+        "5 bytes long; a cursor key must be at least 32 bytes"
+    );
+}
+
+#[test]
 fn escaping_errors_become_diagnostics_with_meaningful_types() {
     let diagnostic = Diagnostic::from(ConfigError::MissingCursorKey);
     assert_eq!(diagnostic.error_type, "Orders.Config");
