@@ -29,13 +29,17 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// An `Idempotency-Key`: 1..=255 printable ASCII characters.
+/// An `Idempotency-Key` as a client sends it, 1..=255 printable ASCII characters; or, made by
+/// [`within`](Self::within), the key of its record within a scope (one caller's keys).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
+    /// Ends the scope in a scoped record key. Not printable ASCII, so no client's key has it.
+    pub const SCOPE_SEPARATOR: char = '\u{1f}';
+
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         if (1..=Self::MAX_LEN).contains(&raw.len())
             && raw.bytes().all(|b| (0x20..=0x7e).contains(&b))
@@ -47,6 +51,18 @@ impl IdempotencyKey {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The record key of this client key within `scope`: `{scope}\u{1f}{key}`. Neither part
+    /// contains the separator, so a record key splits back into exactly one (scope, key):
+    /// keys of different scopes never collide, nor with unscoped (global) keys, which are
+    /// stored as sent. Panics if `scope` contains [`SCOPE_SEPARATOR`](Self::SCOPE_SEPARATOR).
+    pub fn within(&self, scope: &str) -> Self {
+        assert!(
+            !scope.contains(Self::SCOPE_SEPARATOR),
+            "an idempotency scope must not contain U+001F"
+        );
+        Self(format!("{scope}{}{}", Self::SCOPE_SEPARATOR, self.0))
     }
 }
 

@@ -11,7 +11,7 @@ use orders_store::{
 use tracing::{Instrument, field, info, info_span, warn};
 use uuid::Uuid;
 
-use super::{AppError, Clock, Stores};
+use super::{AppError, Caller, Clock, Stores};
 
 /// How long an idempotency key is remembered (DESIGN §3).
 pub const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
@@ -28,9 +28,23 @@ pub enum Precondition {
 /// An `Idempotency-Key` with the fingerprint of the request that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idempotency {
+    /// As the client sent it: logged, and kept in the events' metadata.
     pub key: IdempotencyKey,
+    /// Whose key it is; `None` without an authorizer, where keys are global.
+    pub caller: Option<Caller>,
     /// Hex SHA-256 of method, path and canonical body.
     pub fingerprint: String,
+}
+
+impl Idempotency {
+    /// The key the record is stored under: the client's key within its caller's scope, so a
+    /// caller only ever meets its own records (see [`Caller`]).
+    pub fn record_key(&self) -> IdempotencyKey {
+        match &self.caller {
+            Some(caller) => self.key.within(&caller.idempotency_scope()),
+            None => self.key.clone(),
+        }
+    }
 }
 
 /// Everything about a command request that is not the command itself.
@@ -137,7 +151,11 @@ impl CommandService {
     ) -> Result<CommandOutcome, AppError> {
         let now = self.clock.now();
         if let Some(idempotency) = &context.idempotency
-            && let Some(record) = self.stores.idempotency.get(&idempotency.key, now).await?
+            && let Some(record) = self
+                .stores
+                .idempotency
+                .get(&idempotency.record_key(), now)
+                .await?
         {
             return self.replay(record, idempotency).await;
         }
@@ -188,7 +206,7 @@ impl CommandService {
             .idempotency
             .as_ref()
             .map(|idempotency| IdempotencyRecord {
-                key: idempotency.key.clone(),
+                key: idempotency.record_key(),
                 fingerprint: idempotency.fingerprint.clone(),
                 order_id,
                 version: new_version,
@@ -220,7 +238,12 @@ impl CommandService {
                     .idempotency
                     .as_ref()
                     .expect("only an append with a record can collide on its key");
-                match self.stores.idempotency.get(&idempotency.key, now).await? {
+                match self
+                    .stores
+                    .idempotency
+                    .get(&idempotency.record_key(), now)
+                    .await?
+                {
                     Some(record) => self.replay(record, idempotency).await,
                     None => Err(AppError::IdempotencyKeyBusy),
                 }

@@ -1,6 +1,7 @@
 //! Application services: the use cases behind the HTTP layer, written against the store ports
 //! only, so the same services run on Lambda (DynamoDB) and locally (SQLite).
 
+mod caller;
 pub mod commands;
 pub mod error;
 pub mod queries;
@@ -11,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use orders_domain::Timestamp;
 use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
 
+pub use caller::Caller;
 pub use commands::{
     CommandContext, CommandOutcome, CommandService, Completion, Idempotency, Precondition,
 };

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::correlation::CorrelationId;
-use crate::app::{CommandContext, Idempotency, Precondition};
+use crate::app::{Caller, CommandContext, Idempotency, Precondition};
 
 /// The largest accepted request body (DESIGN §4: 413 above it).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -235,6 +235,8 @@ fn is_json(headers: &HeaderMap) -> bool {
 pub struct CommandHeaders {
     pub precondition: Option<Precondition>,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The authenticated caller, which scopes the idempotency key (set by the Lambda layer).
+    pub caller: Option<Caller>,
     pub correlation_id: String,
 }
 
@@ -248,6 +250,7 @@ impl CommandHeaders {
             precondition: self.precondition,
             idempotency: self.idempotency_key.map(|key| Idempotency {
                 key,
+                caller: self.caller,
                 fingerprint: fingerprint(method, path, body),
             }),
         }
@@ -287,6 +290,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
         Ok(Self {
             precondition,
             idempotency_key,
+            caller: parts.extensions.get::<Caller>().cloned(),
             correlation_id,
         })
     }

@@ -28,6 +28,10 @@
 //! - **Correlation.** A request without `X-Correlation-Id` gets API Gateway's request id as
 //!   its correlation id, so the access log, the function's log lines, the stored events'
 //!   metadata and the response header all carry the same id.
+//! - **Callers.** Behind an HTTP API JWT authorizer, the token's `sub` (from
+//!   `requestContext.authorizer.jwt.claims`) goes into the request's extensions as a
+//!   [`Caller`], which scopes idempotency keys to it: callers never share a key's record.
+//!   Without an authorizer there is no caller and keys are global.
 //! - **Errors.** The routers turn every failure into problem+json, so almost nothing escapes
 //!   them; what does (a response body that fails to read) becomes a [`Diagnostic`] with
 //!   `errorType` `Orders.ResponseBody`. Configuration errors fail INIT: they are logged and
@@ -72,6 +76,7 @@ use lambda_http::{
 use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
 
+use crate::app::Caller;
 use crate::http::correlation::{self, X_CORRELATION_ID};
 use crate::http::{ApiConfig, ApiError};
 use request_uri::Refusal;
@@ -331,7 +336,11 @@ impl Service<Request> for ApiHandler {
 fn router_request(request: Request) -> axum::http::Request<AxumBody> {
     let stage = stage_to_strip(&request).map(str::to_owned);
     let gateway_request_id = gateway_request_id(&request).map(str::to_owned);
+    let caller = caller(&request);
     let (mut parts, body) = request.into_parts();
+    if let Some(caller) = caller {
+        parts.extensions.insert(caller);
+    }
     if let Some(uri) = stage.and_then(|stage| strip_stage(&parts.uri, &stage)) {
         parts.uri = uri;
     }
@@ -376,6 +385,20 @@ fn gateway_request_id(request: &Request) -> Option<&str> {
     match request.request_context_ref()? {
         RequestContext::ApiGatewayV1(context) => context.request_id.as_deref(),
         RequestContext::ApiGatewayV2(context) => context.request_id.as_deref(),
+        _ => None,
+    }
+}
+
+/// The caller an HTTP API's JWT authorizer verified: the `sub` of
+/// `requestContext.authorizer.jwt.claims`. API Gateway only invokes the function once the token
+/// is valid, so the claims can be trusted. A request without them (no authorizer, a token
+/// without `sub`, a REST API event) has no caller: its idempotency key is global.
+fn caller(request: &Request) -> Option<Caller> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => {
+            let claims = &context.authorizer.as_ref()?.jwt.as_ref()?.claims;
+            Caller::from_subject(claims.get("sub")?.as_str())
+        }
         _ => None,
     }
 }

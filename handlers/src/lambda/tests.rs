@@ -553,6 +553,73 @@ async fn the_same_idempotency_key_replays_the_first_response() {
     different.assert_problem(422);
 }
 
+/// `event` as an HTTP API with a JWT authorizer delivers it for the token of `subject`.
+fn from_subject(event: Value, subject: &str) -> Value {
+    event.tap(|e| e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(subject))
+}
+
+/// `event` as an HTTP API without an authorizer delivers it: no `authorizer` at all.
+fn without_authorizer(event: Value) -> Value {
+    event.tap(|e| {
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+    })
+}
+
+#[tokio::test]
+async fn behind_a_jwt_authorizer_idempotency_keys_belong_to_their_caller() {
+    let functions = Functions::new();
+    let key = [("Idempotency-Key", "shared-key")];
+    let create = |customer: &str| {
+        Call::new("POST", "/orders")
+            .json(&create_body(customer))
+            .headers(&key)
+            .v2()
+    };
+    let send = |event| invoke(&functions.commands, event);
+    let assert_fresh = |reply: &Reply| {
+        assert_eq!(reply.status, 201, "{}", reply.raw);
+        assert_eq!(reply.header("idempotent-replayed"), None, "{}", reply.raw);
+    };
+
+    let alice = send(from_subject(create("customer-a"), "alice")).await;
+    assert_fresh(&alice);
+
+    // Bob's same key and same body is his own request, not a replay of Alice's.
+    let bob = send(from_subject(create("customer-a"), "bob")).await;
+    assert_fresh(&bob);
+    assert_ne!(bob.order_id(), alice.order_id());
+
+    // Carol's same key with another body is not "reused": it is hers for the first time.
+    let carol = send(from_subject(create("customer-c"), "carol")).await;
+    assert_fresh(&carol);
+    assert_ne!(carol.order_id(), alice.order_id());
+
+    // Each caller's retry replays their own first response.
+    for (subject, first) in [("alice", &alice), ("bob", &bob)] {
+        let again = send(from_subject(create("customer-a"), subject)).await;
+        assert_eq!(again.status, 201, "{}", again.raw);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.order_id(), first.order_id(), "{subject}");
+    }
+    // And reusing one's own key for another request is still refused.
+    send(from_subject(create("customer-c"), "alice"))
+        .await
+        .assert_problem(422);
+
+    // Without an authorizer keys are global: a fresh record, not any caller's, then replayed.
+    let global = send(without_authorizer(create("customer-a"))).await;
+    assert_fresh(&global);
+    for order in [&alice, &bob, &carol] {
+        assert_ne!(global.order_id(), order.order_id());
+    }
+    let again = send(without_authorizer(create("customer-a"))).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.order_id(), global.order_id());
+}
+
 #[tokio::test]
 async fn a_non_json_content_type_is_a_415_problem() {
     let functions = Functions::new();
