@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use orders_domain::OrderId;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{Value, json};
@@ -39,6 +40,8 @@ where
         cases,
         // A failure is reported with its shrunk input; nothing is written into the tree.
         failure_persistence: None,
+        // Bounds shrinking: each step reruns a request.
+        max_shrink_time: 60_000,
         ..Config::default()
     };
     // Cases tried until the first failure; shrinking runs more, which are not new cases.
@@ -48,7 +51,17 @@ where
         if !failed.load(Ordering::Relaxed) {
             tried.fetch_add(1, Ordering::Relaxed);
         }
-        let outcome = test(input);
+        // Caught here too (the runner catches it as well) to stop counting at the first
+        // failure, panics included.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(input)))
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(TestCaseError::fail(format!("panicked: {message}")))
+            });
         if outcome.is_err() {
             failed.store(true, Ordering::Relaxed);
         }
@@ -354,23 +367,61 @@ fn post(
 // ---------------------------------------------------------------------------------------------
 // Properties
 
+/// A fresh API (and its order) every [`ROTATE_EVERY`] cases: the create-heavy properties
+/// count the whole event log around each request, which would grow without bound in a long
+/// run.
+struct RotatingApi<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    current: std::cell::RefCell<(TestApi, OrderId, u32)>,
+}
+
+const ROTATE_EVERY: u32 = 200;
+
+impl<'a> RotatingApi<'a> {
+    fn new(rt: &'a tokio::runtime::Runtime) -> Self {
+        Self {
+            rt,
+            current: std::cell::RefCell::new(Self::fresh(rt)),
+        }
+    }
+
+    fn fresh(rt: &tokio::runtime::Runtime) -> (TestApi, OrderId, u32) {
+        let api = TestApi::sqlite();
+        let order = rt.block_on(api.create());
+        (api, order, 0)
+    }
+
+    /// Runs `case` on the current API and its order.
+    fn run(
+        &self,
+        case: impl AsyncFnOnce(&TestApi, OrderId) -> Result<(), TestCaseError>,
+    ) -> Result<(), TestCaseError> {
+        let mut current = self.current.borrow_mut();
+        if current.2 >= ROTATE_EVERY {
+            *current = Self::fresh(self.rt);
+        }
+        current.2 += 1;
+        let (api, order, _) = &*current;
+        self.rt.block_on(case(api, *order))
+    }
+}
+
 #[test]
 fn fuzz_create_bodies() {
     let rt = runtime();
-    let api = TestApi::sqlite();
+    let apis = RotatingApi::new(&rt);
     let strategy = (
         valid_create_body(),
         prop::option::weighted(0.9, body_mutation()),
     );
     run_fuzz("http create body", strategy, |(body, mutation)| {
-        rt.block_on(async {
+        apis.run(async move |api, _| {
             let mutated = mutation.is_some();
             let text = match &mutation {
                 Some(mutation) => mutate(body, mutation),
                 None => body.to_string(),
             };
-            let response =
-                send_checked(&api, post("/orders", text.into_bytes(), &[], true)).await?;
+            let response = send_checked(api, post("/orders", text.into_bytes(), &[], true)).await?;
             if !mutated {
                 prop_assert_eq!(response.status.as_u16(), 201, "{}", response.body);
             }
@@ -382,20 +433,19 @@ fn fuzz_create_bodies() {
 #[test]
 fn fuzz_command_bodies_and_headers() {
     let rt = runtime();
-    let api = TestApi::sqlite();
-    let existing = rt.block_on(api.create());
+    let apis = RotatingApi::new(&rt);
     let path = prop::sample::select(vec!["/orders", "confirm", "cancel", "ship"]);
     let strategy = (path, body_bytes(), headers(), any::<bool>());
     run_fuzz(
         "http command body+headers",
         strategy,
         |(path, body, headers, json)| {
-            rt.block_on(async {
+            apis.run(async move |api, existing| {
                 let path = match path {
                     "/orders" => path.to_owned(),
                     action => format!("/orders/{existing}/{action}"),
                 };
-                send_checked(&api, post(&path, body, &headers, json)).await?;
+                send_checked(api, post(&path, body, &headers, json)).await?;
                 Ok(())
             })
         },
