@@ -69,6 +69,7 @@ macro_rules! store_contract_tests {
             idempotency_record_commits_with_the_events,
             idempotency_key_in_use_writes_nothing,
             expired_idempotency_records_are_absent_and_reusable,
+            scoped_idempotency_keys_are_records_of_their_own,
             no_op_append_stores_only_the_idempotency_record,
             read_model_put_is_conditional_on_the_version,
             read_model_batches_judge_each_view_on_its_own,
@@ -396,6 +397,43 @@ pub async fn idempotency_record_commits_with_the_events<B: Backend>(backend: &B)
         Some(record)
     );
     assert_eq!(store.load(order, None).await.unwrap().len(), 1);
+}
+
+/// One client key in two scopes and unscoped is three records: scoped record keys (up to 324
+/// bytes, with a U+001F separator) are stored and found like any other.
+pub async fn scoped_idempotency_keys_are_records_of_their_own<B: Backend>(backend: &B) {
+    let store = backend.fresh().await;
+    let unique = Uuid::now_v7().simple().to_string();
+    let key =
+        IdempotencyKey::parse(&format!("{unique}{}", "k".repeat(255 - unique.len()))).unwrap();
+    let keys = [
+        key.clone(),
+        key.within(&format!("sub:{}", "a".repeat(64))),
+        key.within(&format!("sub:{}", "b".repeat(64))),
+    ];
+    let mut records = Vec::new();
+    for record_key in &keys {
+        let order = new_order_id();
+        let record = idempotency_record(record_key, order, 1, live_expiry());
+        store
+            .append(request(
+                order,
+                0,
+                vec![created(order, 1, "c-scoped", at(1))],
+                Some(record.clone()),
+            ))
+            .await
+            .unwrap();
+        records.push(record);
+    }
+    for record in records {
+        assert_eq!(
+            IdempotencyStore::get(&store, &record.key, wall_clock())
+                .await
+                .unwrap(),
+            Some(record)
+        );
+    }
 }
 
 /// A live key held by one request makes another request with the same key fail as a whole:
