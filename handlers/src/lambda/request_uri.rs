@@ -51,6 +51,8 @@ pub enum Refusal {
     Authority,
     #[error("the URL is longer than {MAX_URL_LEN} bytes once escaped")]
     TooLong,
+    #[error("the body is marked base64-encoded but is not valid base64")]
+    Base64Body,
 }
 
 /// Where a string goes in the URI: the query also allows `?` unescaped.
@@ -81,6 +83,7 @@ pub fn sanitize(request: &mut LambdaRequest) -> Result<(), Refusal> {
                 event.path.as_deref().unwrap_or_default(),
                 query_len(query),
             )
+            .and(check_body(event.is_base64_encoded, event.body.as_deref()))
         }
         LambdaRequest::ApiGatewayV2(event) => {
             escape(&mut event.raw_path, Part::Path);
@@ -91,6 +94,7 @@ pub fn sanitize(request: &mut LambdaRequest) -> Result<(), Refusal> {
                 event.raw_path.as_deref().unwrap_or_default(),
                 event.raw_query_string.as_deref().map_or(0, str::len),
             )
+            .and(check_body(event.is_base64_encoded, event.body.as_deref()))
         }
         // Only the two API Gateway payloads are compiled in (`apigw_rest`, `apigw_http`).
         _ => Ok(()),
@@ -99,6 +103,23 @@ pub fn sanitize(request: &mut LambdaRequest) -> Result<(), Refusal> {
         neutralise(request);
     }
     checked
+}
+
+/// `lambda_http` decodes a body marked `isBase64Encoded` with an `.expect`. API Gateway only
+/// marks bodies it encoded itself, so this guards against a malformed event, not a client.
+fn check_body(is_base64_encoded: bool, body: Option<&str>) -> Result<(), Refusal> {
+    use base64::Engine as _;
+    match body {
+        Some(body)
+            if is_base64_encoded
+                && base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .is_err() =>
+        {
+            Err(Refusal::Base64Body)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn escape(value: &mut Option<String>, part: Part) {
@@ -230,12 +251,16 @@ fn neutralise(request: &mut LambdaRequest) {
             event.path = Some("/".to_owned());
             event.query_string_parameters = QueryMap::default();
             event.multi_value_query_string_parameters = QueryMap::default();
+            event.body = None;
+            event.is_base64_encoded = false;
             forget_authority(&mut event.headers, &mut event.request_context.domain_name);
         }
         LambdaRequest::ApiGatewayV2(event) => {
             event.raw_path = Some("/".to_owned());
             event.raw_query_string = None;
             event.query_string_parameters = QueryMap::default();
+            event.body = None;
+            event.is_base64_encoded = false;
             forget_authority(&mut event.headers, &mut event.request_context.domain_name);
         }
         _ => {}

@@ -765,7 +765,19 @@ async fn a_url_that_cannot_be_a_uri_is_a_400_problem_and_writes_nothing() {
     let bad_host = [("Host", "id.execute-api.us-east-1.amazonaws.com:99999")];
     let mut relative = Call::new("POST", "/orders").json(&body).v2();
     relative["rawPath"] = json!("orders");
+    // lambda_http would `.expect` the decode of a body marked base64 that is not.
+    let mut not_base64 = [
+        Call::new("POST", "/orders").json(&body).v1(),
+        Call::new("POST", "/orders").json(&body).v2(),
+    ];
+    for event in &mut not_base64 {
+        event["isBase64Encoded"] = json!(true);
+        event["body"] = json!("{not base64!}");
+    }
+    let [not_base64_v1, not_base64_v2] = not_base64;
     for event in [
+        not_base64_v1,
+        not_base64_v2,
         Call::new("POST", "/orders")
             .json(&body)
             .headers(&bad_host)
