@@ -12,6 +12,10 @@
 #                                               credentials exported, stop it however CMD ends
 #   scripts/dynamodb-local.sh stop [PID_FILE]   stop that instance (default: $DYNAMODB_LOCAL_PID_FILE,
 #                                               or, when unset, every instance started from this checkout)
+#   scripts/dynamodb-local.sh command           print the command line that runs DynamoDB Local (Java
+#                                               and the jar, a 512 MB heap), one argument a line, for
+#                                               a test that runs its own instance: it appends -port,
+#                                               and -inMemory or -dbPath DIR
 #
 # Instances keep their pid file and log in target/dynamodb-local/ (PORT.pid, PORT.log).
 # Messages go to stderr; stdout carries only the lines for eval. Every failure exits non-zero.
@@ -131,17 +135,28 @@ is_ours() { # pid → running DynamoDBLocal.jar?
     [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'DynamoDBLocal.jar'
 }
 
-cmd_start() {
-    local java jar lib_dir
+# Sets JAR_ARGV to the command line that runs DynamoDB Local with the heap $1, up to the
+# options that say where it listens and keeps its data. -sharedDb: one database whatever the
+# client's key id and region, so every client sees the same tables.
+jar_argv() {
+    local java jar
     java="$(find_java)" || die "no Java 17+ found: run 'scripts/dynamodb-local.sh install' first"
     jar="$(find_jar)" || die "DynamoDB Local is not installed: run 'scripts/dynamodb-local.sh install' first"
+    JAR_ARGV=("$java" "-Xmx$1" -Djava.library.path="$(dirname "$jar")/DynamoDBLocal_lib" -jar "$jar"
+        -sharedDb -disableTelemetry)
+}
+
+cmd_start() {
+    jar_argv 1g
     command -v curl >/dev/null || die "curl is needed to check that DynamoDB Local answers"
-    lib_dir="$(dirname "$jar")/DynamoDBLocal_lib"
-    # It runs in $STATE_DIR, where it keeps its dynamodb-local-metadata.json. -sharedDb: one
-    # database whatever the client's key id and region, so every client sees the same tables.
+    # It runs in $STATE_DIR, where it keeps its dynamodb-local-metadata.json.
     start_server DYNAMODB_ENDPOINT DYNAMODB_LOCAL_PID_FILE python3 \
-        "$java" -Xmx1g -Djava.library.path="$lib_dir" -jar "$jar" \
-        -inMemory -sharedDb -disableTelemetry -port @PORT@
+        "${JAR_ARGV[@]}" -inMemory -port @PORT@
+}
+
+cmd_command() {
+    jar_argv 512m
+    printf '%s\n' "${JAR_ARGV[@]}"
 }
 
 cmd_stop() { stop_servers "${1:-${DYNAMODB_LOCAL_PID_FILE:-}}"; }
@@ -152,13 +167,14 @@ case "${1:-}" in
 install) cmd_install ;;
 start) cmd_start ;;
 stop) cmd_stop "${2:-}" ;;
+command) cmd_command ;;
 with)
     shift
     [[ $# -gt 0 ]] || { say "usage: $0 with COMMAND [ARGS...]"; exit 2; }
     cmd_with "$@"
     ;;
 *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -1,9 +1,12 @@
 //! Harness for the end-to-end tests: runs the real `orders` binary and talks HTTP to it.
 
 pub mod apigw_events;
+pub mod bus_queue;
+pub mod dynamodb_local;
 pub mod recorder;
 pub mod replay;
 pub mod runtime_api;
+pub mod soak;
 pub mod streams;
 
 use std::io::{BufRead, BufReader};
