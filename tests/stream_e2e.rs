@@ -28,127 +28,14 @@ use orders_projections::{
 use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::{EventStore, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
+use orders_tests::bus_queue::BusWithQueue;
 use orders_tests::streams::*;
 use orders_tests::{create_unique_tables, dynamodb_endpoint, eventually, new_order};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 const CURSOR_KEY: &str = "stream-e2e-cursor-key-0123456789abcdef";
-
-/// A bus on moto with a rule that sends every `orders` event to a new SQS queue.
-struct BusWithQueue {
-    bus_name: String,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl BusWithQueue {
-    async fn create(prefix: &str) -> Self {
-        let endpoint = moto_endpoint();
-        let config =
-            orders_store::aws::sdk_config(Some(&endpoint), "AWS_ENDPOINT_URL_EVENTBRIDGE").await;
-        let events = aws_sdk_eventbridge::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let suffix = Uuid::now_v7().simple().to_string();
-        let bus_name = format!("{prefix}-{suffix}");
-        events
-            .create_event_bus()
-            .name(&bus_name)
-            .send()
-            .await
-            .expect("create the bus");
-        events
-            .put_rule()
-            .name("all-orders")
-            .event_bus_name(&bus_name)
-            .event_pattern(json!({"source": ["orders"]}).to_string())
-            .send()
-            .await
-            .expect("put the rule");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{prefix}-{suffix}"))
-            .send()
-            .await
-            .expect("create the queue")
-            .queue_url()
-            .unwrap()
-            .to_owned();
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("the queue's ARN");
-        let queue_arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .unwrap()
-            .clone();
-        events
-            .put_targets()
-            .rule("all-orders")
-            .event_bus_name(&bus_name)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("target the queue");
-        Self {
-            bus_name,
-            sqs,
-            queue_url,
-        }
-    }
-
-    /// Every message the queue holds now, as the EventBridge events they carry.
-    async fn drain(&self) -> Vec<Value> {
-        let mut all = Vec::new();
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive");
-            let messages = out.messages();
-            if messages.is_empty() {
-                return all;
-            }
-            for message in messages {
-                all.push(serde_json::from_str(message.body().unwrap()).unwrap());
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
-    }
-
-    fn publisher_config(&self) -> PublisherConfig {
-        PublisherConfig {
-            event_bus_name: Some(self.bus_name.clone()),
-            retry: RetryPolicy {
-                max_attempts: 5,
-                base_delay: Duration::from_millis(5),
-                max_delay: Duration::from_millis(20),
-            },
-            ..PublisherConfig::default()
-        }
-    }
-}
 
 async fn call(handler: &ApiHandler, event: Value) -> GatewayResponse {
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
