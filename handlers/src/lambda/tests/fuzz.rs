@@ -17,7 +17,8 @@ use lambda_http::request::LambdaRequest;
 use orders_store::ChangeFeed;
 use orders_store::sqlite::SqliteStore;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+use crate::fuzz_runner::run_fuzz;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
@@ -25,64 +26,6 @@ use super::{Call, create_body, invoke};
 use crate::app::Stores;
 use crate::http::{command_router, query_router};
 use crate::lambda::{Api, ApiHandler, LambdaConfig, MIN_CURSOR_KEY_LEN};
-
-/// Cases per property in the test suite: a few seconds in a debug build.
-const SUITE_CASES: u32 = 256;
-
-/// As `http::tests::fuzz::run_fuzz` (not reachable from here): runs `test` on
-/// `PROPTEST_CASES` (else [`SUITE_CASES`]) inputs, prints the figures line `scripts/fuzz.sh`
-/// tabulates, and fails with the shrunk input.
-fn run_fuzz<S>(target: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
-    S: Strategy,
-    S::Value: std::fmt::Debug,
-{
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(SUITE_CASES);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        // Bounds shrinking: each step reruns a request.
-        max_shrink_time: 60_000,
-        ..Config::default()
-    };
-    let tried = AtomicU64::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let result = TestRunner::new(config).run(&strategy, |input| {
-        if !failed.load(Ordering::Relaxed) {
-            tried.fetch_add(1, Ordering::Relaxed);
-        }
-        // Caught here too (the runner catches it as well) to stop counting at the first
-        // failure, panics included.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(input)))
-            .unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                Err(TestCaseError::fail(format!("panicked: {message}")))
-            });
-        if outcome.is_err() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        outcome
-    });
-    let failures = u32::from(result.is_err());
-    eprintln!(
-        "fuzz {target}: {} cases, {failures} failures",
-        tried.load(Ordering::Relaxed)
-    );
-    match result {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, input)) => {
-            panic!("fuzz {target} failed: {reason}; minimal input: {input:#?}")
-        }
-        Err(TestError::Abort(reason)) => panic!("fuzz {target} aborted: {reason}"),
-    }
-}
 
 /// Both functions over one SQLite store, which the test keeps to count what was written.
 struct Functions {

@@ -9,74 +9,19 @@
 //! they were made from.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use orders_domain::{EventData, OrderId};
 use orders_store::StoredEvent;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+use crate::fuzz_runner::run_fuzz;
+use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
 
 use super::{ARN, RejectingBus, impatient_publisher};
 use crate::stream::*;
 use crate::test_support::*;
-
-/// Cases per property in the test suite: a few seconds in a debug build.
-const SUITE_CASES: u32 = 256;
-
-/// Runs `test` on `PROPTEST_CASES` (else [`SUITE_CASES`]) inputs, prints the figures line
-/// `scripts/fuzz.sh` tabulates (`fuzz <target>: N cases, F failures`), and fails with the
-/// shrunk input. (The same runner as the handlers crate's fuzz tests.)
-fn run_fuzz<S>(target: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
-    S: Strategy,
-    S::Value: std::fmt::Debug,
-{
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(SUITE_CASES);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_time: 60_000,
-        ..Config::default()
-    };
-    let tried = AtomicU64::new(0);
-    let failed = AtomicBool::new(false);
-    let result = TestRunner::new(config).run(&strategy, |input| {
-        if !failed.load(Ordering::Relaxed) {
-            tried.fetch_add(1, Ordering::Relaxed);
-        }
-        // Caught here too (the runner catches it as well) to stop counting at the first
-        // failure, panics included.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(input)))
-            .unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                Err(TestCaseError::fail(format!("panicked: {message}")))
-            });
-        if outcome.is_err() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        outcome
-    });
-    let failures = u32::from(result.is_err());
-    eprintln!(
-        "fuzz {target}: {} cases, {failures} failures",
-        tried.load(Ordering::Relaxed)
-    );
-    match result {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, input)) => {
-            panic!("fuzz {target} failed: {reason}; minimal input: {input:#?}")
-        }
-        Err(TestError::Abort(reason)) => panic!("fuzz {target} aborted: {reason}"),
-    }
-}
 
 /// A DynamoDB attribute value in the stream's JSON, of any type and shape.
 fn attribute() -> impl Strategy<Value = Value> {
