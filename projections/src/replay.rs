@@ -373,7 +373,7 @@ impl Replay {
                 .events
                 .fetch_add(events, Ordering::Relaxed);
         }
-        self.commit(settled, |_| {});
+        self.record(settled, |_| {});
         Ok(())
     }
 
@@ -421,7 +421,7 @@ impl Replay {
 
     /// Records a settled batch: counts, first differences, and (through `advance`) the part's
     /// position.
-    fn commit(&self, settled: Settled, advance: impl FnOnce(&mut Checkpoint)) {
+    fn record(&self, settled: Settled, advance: impl FnOnce(&mut Checkpoint)) {
         let mut state = self
             .inner
             .state
@@ -506,7 +506,7 @@ impl Replay {
                 let settled = self
                     .settle(batch.orders.into_iter().map(|f| f.scanned).collect())
                     .await?;
-                self.commit(settled, |state| {
+                self.record(settled, |state| {
                     let position = &mut state.events[part];
                     position.after = last_key.or(position.after);
                     position.done = batch.last;
@@ -742,7 +742,7 @@ impl Replay {
             drop(orphans);
             done = page.next.is_none();
             after = page.next.or(after);
-            self.commit(settled, |state| {
+            self.record(settled, |state| {
                 state.views[part] = Position { after, done };
             });
         }
