@@ -527,7 +527,7 @@ impl Replay {
         let mut to_load = Vec::new();
         for order in orders {
             settled.tally.orders += 1;
-            settled.tally.events += order.events();
+            settled.tally.events += order.event_count();
             match order {
                 Scanned::Folded(order) => folded.push(order),
                 Scanned::NeedsLoad { order_id, .. } => to_load.push(order_id),

@@ -20,11 +20,11 @@ pub(super) enum Scanned {
     /// Folded from one contiguous run `1..=version`.
     Folded(Folded),
     /// The run was not contiguous from version 1: fold it from a load of the order.
-    NeedsLoad { order_id: OrderId, events: u64 },
+    NeedsLoad { order_id: OrderId, event_count: u64 },
     /// An event does not decode: the order cannot be replayed.
     Failed {
         order_id: OrderId,
-        events: u64,
+        event_count: u64,
         error: ProjectionError,
     },
 }
@@ -36,25 +36,28 @@ pub(super) struct Folded {
     pub version: u64,
     /// `None` when the events create no order.
     pub view: Option<OrderView>,
-    pub events: u64,
+    /// How many events were folded.
+    pub event_count: u64,
 }
 
 impl Folded {
-    pub(super) fn from_state(order_id: OrderId, state: OrderState, events: u64) -> Self {
+    pub(super) fn from_state(order_id: OrderId, state: OrderState, event_count: u64) -> Self {
         Self {
             order_id,
             version: state.version,
             view: OrderView::from_state(order_id, state),
-            events,
+            event_count,
         }
     }
 }
 
 impl Scanned {
-    pub(super) fn events(&self) -> u64 {
+    pub(super) fn event_count(&self) -> u64 {
         match self {
-            Scanned::Folded(folded) => folded.events,
-            Scanned::NeedsLoad { events, .. } | Scanned::Failed { events, .. } => *events,
+            Scanned::Folded(folded) => folded.event_count,
+            Scanned::NeedsLoad { event_count, .. } | Scanned::Failed { event_count, .. } => {
+                *event_count
+            }
         }
     }
 }
@@ -71,7 +74,7 @@ pub(super) struct Finished {
 struct Run {
     order_id: OrderId,
     state: OrderState,
-    events: u64,
+    event_count: u64,
     last_key: EventKey,
     outcome: RunOutcome,
 }
@@ -97,7 +100,7 @@ impl OrderRuns {
             .as_mut()
             .filter(|run| run.order_id == key.order_id)
         {
-            run.events += 1;
+            run.event_count += 1;
             run.last_key = key;
             if matches!(run.outcome, RunOutcome::Folding) {
                 if event.version == run.state.version + 1 {
@@ -123,7 +126,7 @@ impl OrderRuns {
         self.current = Some(Run {
             order_id: key.order_id,
             state,
-            events: 1,
+            event_count: 1,
             last_key: key,
             outcome,
         });
@@ -135,15 +138,15 @@ impl OrderRuns {
         let run = self.current.take()?;
         let scanned = match run.outcome {
             RunOutcome::Folding => {
-                Scanned::Folded(Folded::from_state(run.order_id, run.state, run.events))
+                Scanned::Folded(Folded::from_state(run.order_id, run.state, run.event_count))
             }
             RunOutcome::NotContiguous => Scanned::NeedsLoad {
                 order_id: run.order_id,
-                events: run.events,
+                event_count: run.event_count,
             },
             RunOutcome::Failed(error) => Scanned::Failed {
                 order_id: run.order_id,
-                events: run.events,
+                event_count: run.event_count,
                 error,
             },
         };

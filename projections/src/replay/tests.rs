@@ -31,7 +31,11 @@ fn scanned_ids(events: &[StoredEvent]) -> Vec<(OrderId, &'static str, u64)> {
                 Scanned::NeedsLoad { .. } => "load",
                 Scanned::Failed { .. } => "failed",
             };
-            out.push((finished.last_key.order_id, kind, finished.scanned.events()));
+            out.push((
+                finished.last_key.order_id,
+                kind,
+                finished.scanned.event_count(),
+            ));
         }
     };
     for e in events {
