@@ -694,6 +694,12 @@ fn required_str<'a>(
     }
 }
 
+/// Just under `i64::MAX` (about 9.223e18): a whole `f64` smaller in magnitude is a value an
+/// `i64` holds, written with a fraction or an exponent (`5.0`, `1e3`); a larger one is reported
+/// out of range. Rounded down because an integer just outside `i64` (`-9223372036854775809`)
+/// parses to the `f64` -2^63, which must still count as out of range.
+const I64_RANGE_AS_F64: f64 = 9.2e18;
+
 /// A JSON integer that fits an `i64`; the newtype's `parse` then checks its range. Numbers
 /// outside `i64` (2^64, 1e30) are range errors, never a failure of the server.
 fn required_integer(
@@ -707,7 +713,7 @@ fn required_integer(
             (Some(i), _, _) => return Some(i),
             (None, Some(_), _) => "is out of range",
             (None, None, Some(f)) if f.fract() != 0.0 || !f.is_finite() => "must be an integer",
-            (None, None, Some(f)) if f.abs() < 9.2e18 => {
+            (None, None, Some(f)) if f.abs() < I64_RANGE_AS_F64 => {
                 "must be written as an integer, without a fraction or exponent"
             }
             _ => "is out of range",
