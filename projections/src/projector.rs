@@ -395,8 +395,6 @@ impl Projector {
 /// The batched read failed: every order goes the one-event-at-a-time way.
 struct FastPathFailed(Vec<Vec<usize>>);
 
-/// Folds one stored event into a state, through the upcaster. An unknown event type only
-/// advances the version; an undecodable payload is an error.
 /// Folds an order's whole history, as the event store returned it, checking that it runs
 /// `1, 2, 3, ...`.
 pub(crate) fn fold_history(
@@ -417,6 +415,8 @@ pub(crate) fn fold_history(
     Ok(state)
 }
 
+/// Folds one stored event into a state, through the upcaster. An unknown event type only
+/// advances the version; an undecodable payload is an error.
 pub(crate) fn fold_event(
     state: OrderState,
     event: &StoredEvent,

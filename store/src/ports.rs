@@ -1,5 +1,5 @@
 //! The storage ports. The application layer and the projections depend on these traits only;
-//! each backend (SQLite now, DynamoDB next) implements all of them.
+//! each backend (SQLite, DynamoDB) implements all of them.
 
 use std::collections::HashMap;
 use std::fmt;
