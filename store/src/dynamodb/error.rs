@@ -1,10 +1,8 @@
-//! Maps SDK failures onto [`StoreError`], and the backoff of the adapter's own retries.
+//! Maps SDK failures onto [`StoreError`], with the `Retry-After` of each kind.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::StoreError;
 pub(super) use crate::aws::is_throttling;
@@ -61,59 +59,4 @@ where
 
 pub(super) fn internal(what: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(what.to_string())
-}
-
-/// The adapter's own retries (transaction conflicts, unprocessed batch keys): jittered
-/// exponential backoff, "equal jitter": half the step fixed, half random.
-pub(super) fn backoff(attempt: u32) -> Duration {
-    const BASE_MICROS: u64 = 20_000;
-    const MAX_MICROS: u64 = 1_000_000;
-    let step = BASE_MICROS
-        .saturating_mul(1 << attempt.min(16))
-        .min(MAX_MICROS);
-    Duration::from_micros(step / 2 + rand::random_range(0..=step / 2))
-}
-
-pub(super) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-pub(super) type Item = HashMap<String, AttributeValue>;
-
-pub(super) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-pub(super) fn n(value: impl std::fmt::Display) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-/// A string attribute of a stored item; absent or of another type is corrupt data.
-pub(super) fn get_s<'a>(item: &'a Item, name: &str, what: &str) -> Result<&'a str, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value),
-        other => Err(StoreError::Corrupt(format!(
-            "{what}: attribute {name} is not a string: {other:?}"
-        ))),
-    }
-}
-
-/// A numeric attribute of a stored item, parsed.
-pub(super) fn get_n<T: std::str::FromStr>(
-    item: &Item,
-    name: &str,
-    what: &str,
-) -> Result<T, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => value.parse().map_err(|_| {
-            StoreError::Corrupt(format!("{what}: attribute {name} is out of range: {value}"))
-        }),
-        other => Err(StoreError::Corrupt(format!(
-            "{what}: attribute {name} is not a number: {other:?}"
-        ))),
-    }
 }

@@ -25,16 +25,19 @@
 //! condition hold, so the caller learns of the conflict at once instead of after the retries.
 //! Throttling of the call as a whole is retried by the SDK (see [`crate::aws`]).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, ConditionCheck, Put, TransactWriteItem};
 use orders_domain::{OrderId, Timestamp};
 
 use super::DynamoTables;
+use super::attributes::{Item, get_n, get_s, n, s};
 use super::error::{
-    CONTENDED_RETRY_AFTER, Item, THROTTLED_RETRY_AFTER, backoff, get_n, get_s, internal,
-    is_throttling, n, now_millis, s, sdk_error,
+    CONTENDED_RETRY_AFTER, THROTTLED_RETRY_AFTER, internal, is_throttling, sdk_error,
 };
+use super::retry::backoff;
 use crate::{
     AppendError, AppendRequest, IdempotencyKey, IdempotencyRecord, StoreError, StoredEvent,
 };
@@ -220,6 +223,15 @@ fn actions(
         roles.push(Role::Idempotency);
     }
     Ok((items, roles))
+}
+
+/// The store's clock, for the idempotency key's expiry check: milliseconds since the epoch.
+pub(super) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 pub(super) async fn append(

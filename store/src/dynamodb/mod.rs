@@ -17,9 +17,11 @@
 //! a missing table or a rejected request is [`StoreError::Internal`]; an item that does not
 //! decode is [`StoreError::Corrupt`].
 
+mod attributes;
 mod error;
 mod events;
 mod read_model;
+mod retry;
 mod scan;
 mod tables;
 #[cfg(test)]

@@ -1,19 +1,20 @@
 //! The read model (`orders` table): conditional puts, batched reads and GSI listings.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt};
 use orders_domain::OrderId;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 
+use super::attributes::{Item, get_s, n, s};
 use super::error::{
-    CONTENDED_RETRY_AFTER, Item, THROTTLED_RETRY_AFTER, backoff, conditional, get_s, internal,
-    is_throttling, n, s, sdk_error,
+    CONTENDED_RETRY_AFTER, THROTTLED_RETRY_AFTER, conditional, internal, is_throttling, sdk_error,
 };
 use super::events::MAX_TRANSACTION_ATTEMPTS;
+use super::retry::backoff;
 use crate::{
     ConditionalPut, ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, StoreError,
 };
@@ -374,15 +375,11 @@ pub(super) async fn list(
     }
     let limit = query.limit as usize;
     let (index_name, hash, hash_value, range) = index(&query.filter);
-    let resume = match &query.after {
-        Some(after) => {
-            let key = page_key_to_item(after, hash, &hash_value, range)?;
-            let sort = get_s(&key, range, "page key").map_err(|_| malformed(after, range))?;
-            let id = get_s(&key, "orderId", "page key").map_err(|_| malformed(after, "orderId"))?;
-            Some((sort.to_owned(), id.to_owned()))
-        }
-        None => None,
-    };
+    let resume = query
+        .after
+        .as_ref()
+        .map(|after| resume_after(after, hash, &hash_value, range))
+        .transpose()?;
     let what = "an orders item in a GSI";
     // (sort key, orderId, item), in the index's order: sort key descending.
     let mut rows: Vec<(String, String, Item)> = Vec::new();
@@ -429,11 +426,7 @@ pub(super) async fn list(
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = match rows.last() {
-        Some((sort, id, _)) if more => Some(item_to_page_key(&Item::from([
-            ("orderId".to_owned(), s(id)),
-            (hash.to_owned(), s(&hash_value)),
-            (range.to_owned(), s(sort)),
-        ]))?),
+        Some((sort, id, _)) if more => Some(page_key(hash, &hash_value, range, sort, id)?),
         _ => None,
     };
     let items = rows
@@ -443,73 +436,79 @@ pub(super) async fn list(
     Ok(Page { items, next })
 }
 
-fn malformed(key: &PageKey, attribute: &str) -> StoreError {
-    internal(format_args!(
-        "malformed page key ({attribute} is not a string): {}",
-        key.0
-    ))
+/// A listing's page key: the last item's table key and its index key, in `LastEvaluatedKey` form
+/// (`{"orderId": {"S": ..}, "customerId": {"S": ..}, "createdAt": {"S": ..}}`).
+#[derive(Debug, Serialize, Deserialize)]
+struct ListingKey {
+    #[serde(rename = "orderId")]
+    order_id: StringValue,
+    /// The index's partition and sort key attributes, by name.
+    #[serde(flatten)]
+    index: BTreeMap<String, StringValue>,
 }
 
-/// `LastEvaluatedKey` as JSON: `{"orderId": {"S": ".."}, "createdAt": {"S": ".."}, ..}`.
-fn item_to_page_key(key: &Item) -> Result<PageKey, StoreError> {
-    let mut map = Map::new();
-    for (name, value) in key {
-        let value = match value {
-            AttributeValue::S(v) => json!({ "S": v }),
-            AttributeValue::N(v) => json!({ "N": v }),
-            other => {
-                return Err(internal(format_args!(
-                    "unexpected key attribute {name}: {other:?}"
-                )));
-            }
-        };
-        map.insert(name.clone(), value);
-    }
-    Ok(PageKey(Value::Object(map)))
+/// A string attribute as DynamoDB's JSON types it: `{"S": ".."}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StringValue {
+    #[serde(rename = "S")]
+    s: String,
 }
 
-/// The inverse of [`item_to_page_key`], for this listing only: exactly the attributes of the
-/// index's key and the table's key, with the listing's own partition value. Anything else is a
-/// bug (the HTTP layer signs cursors, so clients cannot make one up): Internal.
-fn page_key_to_item(
+/// The page key after the item (`sort`, `order_id`) of the listing on index (`hash` =
+/// `hash_value`, `range`).
+fn page_key(
+    hash: &str,
+    hash_value: &str,
+    range: &str,
+    sort: &str,
+    order_id: &str,
+) -> Result<PageKey, StoreError> {
+    let string = |value: &str| StringValue {
+        s: value.to_owned(),
+    };
+    let key = ListingKey {
+        order_id: string(order_id),
+        index: BTreeMap::from([
+            (hash.to_owned(), string(hash_value)),
+            (range.to_owned(), string(sort)),
+        ]),
+    };
+    serde_json::to_value(key).map(PageKey).map_err(internal)
+}
+
+/// The inverse of [`page_key`], for this listing only: the (sort key, `orderId`) to resume
+/// after. The key must hold exactly the attributes of the index's key and the table's key, all
+/// strings, with the listing's own partition value. Anything else is a bug (the HTTP layer
+/// signs cursors, so clients cannot make one up): Internal.
+fn resume_after(
     key: &PageKey,
     hash: &str,
     hash_value: &str,
     range: &str,
-) -> Result<Item, StoreError> {
-    let malformed = |why: &str| internal(format_args!("malformed page key ({why}): {}", key.0));
-    let Value::Object(map) = &key.0 else {
-        return Err(malformed("not an object"));
+) -> Result<(String, String), StoreError> {
+    let malformed = |why: &dyn std::fmt::Display| {
+        internal(format_args!("malformed page key ({why}): {}", key.0))
     };
-    let expected: HashSet<&str> = ["orderId", hash, range].into();
-    if map.len() != expected.len() || !map.keys().all(|name| expected.contains(name.as_str())) {
-        return Err(malformed("not this listing's key attributes"));
+    let ListingKey {
+        order_id,
+        mut index,
+    } = ListingKey::deserialize(&key.0).map_err(|err| malformed(&err))?;
+    let (Some(partition), Some(sort), true) =
+        (index.remove(hash), index.remove(range), index.is_empty())
+    else {
+        return Err(malformed(&"not this listing's key attributes"));
+    };
+    if partition.s != hash_value {
+        return Err(malformed(&"it belongs to another listing"));
     }
-    let mut item = Item::new();
-    for (name, value) in map {
-        let attribute = match value
-            .as_object()
-            .map(|typed| typed.iter().collect::<Vec<_>>())
-        {
-            Some(typed) if typed.len() == 1 => match typed[0] {
-                (t, Value::String(v)) if t == "S" => AttributeValue::S(v.clone()),
-                (t, Value::String(v)) if t == "N" && v.parse::<f64>().is_ok() => {
-                    AttributeValue::N(v.clone())
-                }
-                _ => return Err(malformed("an attribute is neither S nor N")),
-            },
-            _ => return Err(malformed("an attribute is not a typed value")),
-        };
-        item.insert(name.clone(), attribute);
-    }
-    if item.get(hash) != Some(&AttributeValue::S(hash_value.to_owned())) {
-        return Err(malformed("it belongs to another listing"));
-    }
-    Ok(item)
+    Ok((sort.s, order_id.s))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -539,16 +538,17 @@ mod tests {
 
     #[test]
     fn page_keys_round_trip_and_malformed_ones_are_internal() {
-        let item = Item::from([
-            ("orderId".to_owned(), s("0190")),
-            ("customerId".to_owned(), s("c-1")),
-            ("createdAt".to_owned(), s("2026-01-01T00:00:00.000Z")),
-        ]);
-        let key = item_to_page_key(&item).unwrap();
+        let created = "2026-01-01T00:00:00.000Z";
+        let key = page_key("customerId", "c-1", "createdAt", created, "0190").unwrap();
         assert_eq!(key.0["customerId"], json!({"S": "c-1"}));
         assert_eq!(
-            page_key_to_item(&key, "customerId", "c-1", "createdAt").unwrap(),
-            item
+            key.0,
+            json!({"orderId": {"S": "0190"}, "customerId": {"S": "c-1"}, "createdAt": {"S": created}}),
+            "the page key is in LastEvaluatedKey form"
+        );
+        assert_eq!(
+            resume_after(&key, "customerId", "c-1", "createdAt").unwrap(),
+            (created.to_owned(), "0190".to_owned())
         );
         let bad = [
             json!("nope"),
@@ -559,13 +559,13 @@ mod tests {
             json!({"orderId": {"S": "0190"}, "customerId": {"S": "c-1"}, "updatedAt": {"S": "x"}}),
         ];
         for bad in bad {
-            let result = page_key_to_item(&PageKey(bad.clone()), "customerId", "c-1", "createdAt");
+            let result = resume_after(&PageKey(bad.clone()), "customerId", "c-1", "createdAt");
             assert!(
                 matches!(result, Err(StoreError::Internal(_))),
                 "{bad}: {result:?}"
             );
         }
-        let other_customer = page_key_to_item(&key, "customerId", "c-2", "createdAt");
+        let other_customer = resume_after(&key, "customerId", "c-2", "createdAt");
         assert!(matches!(other_customer, Err(StoreError::Internal(_))));
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use aws_sdk_dynamodb::Client;
 use orders_domain::OrderId;
 
-use super::error::{Item, conditional, get_n, get_s, internal, n, sdk_error};
+use super::attributes::{Item, get_n, get_s, n};
+use super::error::{conditional, internal, sdk_error};
 use super::events::{decode_event, event_key};
 use super::read_model::{batch_get, decode_view, key as view_key};
 use crate::{EventKey, OrderView, PutOutcome, ScanPage, ScanSegment, StoreError, StoredEvent};

@@ -299,7 +299,7 @@ fn confirmed(order: OrderId, version: u64) -> StoredEvent {
 }
 
 fn wall_clock() -> Timestamp {
-    Timestamp::from_millis(super::error::now_millis())
+    Timestamp::from_millis(super::events::now_millis())
 }
 
 fn record(order: OrderId, version: u64) -> IdempotencyRecord {

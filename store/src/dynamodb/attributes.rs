@@ -1,0 +1,44 @@
+//! Items and their attributes: building `S` and `N` values, reading them back out of stored
+//! items (an absent or mistyped attribute is corrupt data).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::StoreError;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A string attribute of a stored item; absent or of another type is corrupt data.
+pub(super) fn get_s<'a>(item: &'a Item, name: &str, what: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        other => Err(StoreError::Corrupt(format!(
+            "{what}: attribute {name} is not a string: {other:?}"
+        ))),
+    }
+}
+
+/// A numeric attribute of a stored item, parsed.
+pub(super) fn get_n<T: std::str::FromStr>(
+    item: &Item,
+    name: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().map_err(|_| {
+            StoreError::Corrupt(format!("{what}: attribute {name} is out of range: {value}"))
+        }),
+        other => Err(StoreError::Corrupt(format!(
+            "{what}: attribute {name} is not a number: {other:?}"
+        ))),
+    }
+}
