@@ -38,7 +38,7 @@ pub struct DecodedBatch {
     /// The events, in record order.
     pub events: Vec<StoredEvent>,
     /// For each event, the index of its record in the batch.
-    pub records: Vec<usize>,
+    pub record_indexes: Vec<usize>,
     /// The first record that could not be decoded: its index and why. The records after it
     /// are left for the retry that starts at it.
     pub undecodable: Option<(usize, String)>,
@@ -52,7 +52,7 @@ pub fn decode(event: &DynamoDbEvent) -> DecodedBatch {
             "INSERT" => match decode_record(record) {
                 Ok(stored) => {
                     batch.events.push(stored);
-                    batch.records.push(index);
+                    batch.record_indexes.push(index);
                 }
                 Err(error) => {
                     tracing::error!(
@@ -117,9 +117,9 @@ pub async fn project(
 ) -> Result<DynamoDbEventResponse, StreamError> {
     let batch = decode(event);
     let outcome = projector.apply_batch(&batch.events).await;
-    let failed_event = outcome.first_failure().map(|i| batch.records[i]);
+    let failed_event = outcome.first_failure().map(|i| batch.record_indexes[i]);
     for (i, error) in outcome.failures().take(1) {
-        tracing::warn!(record = batch.records[i], %error, "batch not fully projected");
+        tracing::warn!(record = batch.record_indexes[i], %error, "batch not fully projected");
     }
     batch_response(event, lowest(failed_event, &batch))
 }
@@ -132,7 +132,7 @@ pub async fn publish(
     let batch = decode(event);
     let failed_event = match publisher.publish(&batch.events).await {
         Ok(()) => None,
-        Err(error) => Some(batch.records[error.first_failure()]),
+        Err(error) => Some(batch.record_indexes[error.first_failure()]),
     };
     batch_response(event, lowest(failed_event, &batch))
 }

@@ -55,7 +55,7 @@ async fn the_canonical_aws_sample_shape_carrying_our_items_decodes() {
     assert!(batch.undecodable.is_none());
     // The REMOVE record is logged and skipped.
     assert_eq!(batch.events.len(), 2);
-    let (index, created) = (batch.records[0], &batch.events[0]);
+    let (index, created) = (batch.record_indexes[0], &batch.events[0]);
     assert_eq!(index, 0);
     assert_eq!(
         created.order_id,

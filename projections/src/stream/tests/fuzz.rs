@@ -228,15 +228,15 @@ fn check_decode(
     sources: &[Option<StoredEvent>],
 ) -> Result<Option<usize>, TestCaseError> {
     let batch = decode(event);
-    prop_assert_eq!(batch.events.len(), batch.records.len());
+    prop_assert_eq!(batch.events.len(), batch.record_indexes.len());
     let stop = batch.undecodable.as_ref().map(|(index, _)| *index);
     let end = stop.unwrap_or(event.records.len());
     // Every INSERT before the stop point is decoded, in order; nothing after it is.
     let inserts: Vec<usize> = (0..end)
         .filter(|&i| event.records[i].event_name == "INSERT")
         .collect();
-    prop_assert_eq!(&batch.records, &inserts);
-    for (event_index, &record_index) in batch.records.iter().enumerate() {
+    prop_assert_eq!(&batch.record_indexes, &inserts);
+    for (event_index, &record_index) in batch.record_indexes.iter().enumerate() {
         let record = &event.records[record_index];
         let redecoded = decode_record(record).ok();
         prop_assert_eq!(redecoded.as_ref(), Some(&batch.events[event_index]));
@@ -404,12 +404,12 @@ fn fuzz_publish() {
         let failing: Vec<_> = decoded
             .events
             .iter()
-            .zip(&decoded.records)
+            .zip(&decoded.record_indexes)
             .filter(|(_, record)| rejected[**record])
             .map(|(event, _)| event.event_id)
             .collect();
         let first_rejected = decoded
-            .records
+            .record_indexes
             .iter()
             .copied()
             .find(|record| rejected[*record]);

@@ -1,0 +1,149 @@
+//! The local stream poller: what a Lambda event source mapping does for the `projector` and
+//! `publisher` functions, for `orders serve --backend dynamodb` and the tests.
+//!
+//! It reads the events table's stream with the DynamoDB Streams API, one consumer per
+//! [`StreamPoller`], each with its own position in every shard (as two event source mappings
+//! on one stream have):
+//! - **Shards.** It lists the stream's shards and reads each one to its end; a child shard is
+//!   read only once its parent is finished, which keeps each order's events in order across
+//!   a shard split. A parent is finished when its iterator runs out (no `NextShardIterator`),
+//!   when it is closed and cannot be read even from its oldest record
+//!   (`TrimmedDataAccessException`, `ResourceNotFoundException`, no iterator), or when it
+//!   leaves the listing: a closed shard stays listed for a while after its records are
+//!   trimmed (24 hours), and none of that may hold its children back for good. Each case that
+//!   may have lost records is logged as a warning naming the shard.
+//! - **Scheduling.** Each shard has its own next poll: at once after a batch, after
+//!   `idle_wait` when it had nothing, after its own backoff (with jitter, growing to
+//!   `retry.max_delay`) when it failed, so one failing shard never delays the others. The
+//!   listing (`DescribeStream`) is refreshed at most once per `shard_refresh`.
+//! - **Batches.** `GetRecords` with `Limit` = the batch size; the records become exactly the
+//!   `DynamoDbEvent` payload Lambda delivers ([`lambda_event`]), handed to the same handler
+//!   functions as the Lambdas ([`crate::stream`]).
+//! - **Partial batch responses.** When the response names a failed `SequenceNumber`, the
+//!   records before it are committed and the shard resumes *at* it, after a backoff; an error
+//!   of the whole call retries the whole batch. Locally a record that keeps failing blocks its
+//!   shard (logged at every attempt) instead of being dropped: there is no on-failure
+//!   destination to keep it.
+//! - **Start.** A new poller starts at the oldest record the stream keeps (`TRIM_HORIZON`,
+//!   24 hours), so a restart loses nothing: the projector ignores what it has applied, and the
+//!   bus receives some events again, which it may (delivery is at-least-once; subscribers
+//!   dedupe on `eventId`). [`StartPosition::Latest`] starts with new records only.
+//!
+//! Its files: `schedule.rs` (the shards, their order and their polls), `source.rs` (the
+//! stream and the Streams calls made on it), `convert.rs` (records → the Lambda event), and
+//! `local_repair.rs` (DynamoDB Local's Streams responses, repaired).
+
+mod convert;
+mod local_repair;
+mod schedule;
+mod source;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::backoff::RetryPolicy;
+use crate::projector::Projector;
+use crate::publisher::Publisher;
+use crate::stream::{self, DynamoDbEvent, DynamoDbEventResponse};
+
+pub use convert::lambda_event;
+use schedule::ShardScheduler;
+pub use source::StreamSource;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A function on the stream: the projector or the publisher.
+#[async_trait]
+pub trait StreamHandler: Send + Sync {
+    async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError>;
+}
+
+#[async_trait]
+impl StreamHandler for Projector {
+    async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError> {
+        Ok(stream::project(self, &event).await?)
+    }
+}
+
+#[async_trait]
+impl StreamHandler for Publisher {
+    async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError> {
+        Ok(stream::publish(self, &event).await?)
+    }
+}
+
+/// Where a new poller starts in each shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    TrimHorizon,
+    Latest,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    /// The consumer's name, in logs (`projector`, `publisher`).
+    pub name: String,
+    /// Records per batch: `GetRecords`' `Limit`, at most 1 000 (an event source mapping's
+    /// `BatchSize`; one `GetRecords` call returns at most 1 000).
+    pub batch_size: i32,
+    /// The pause before polling a shard again after it had no new records.
+    pub idle_wait: Duration,
+    /// The least time between two listings of the stream's shards (`DescribeStream`, which
+    /// AWS allows 10 times a second): how soon a new shard (a split) is noticed.
+    pub shard_refresh: Duration,
+    pub start: StartPosition,
+    /// The backoff of a shard after a failed batch or call, per shard (`max_attempts` is not
+    /// used: it retries until the batch succeeds).
+    pub retry: RetryPolicy,
+}
+
+impl PollerConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            batch_size: 100,
+            idle_wait: Duration::from_millis(200),
+            shard_refresh: Duration::from_millis(200),
+            start: StartPosition::TrimHorizon,
+            retry: RetryPolicy {
+                max_attempts: u32::MAX,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(5),
+            },
+        }
+    }
+}
+
+/// One consumer of the stream.
+pub struct StreamPoller {
+    source: StreamSource,
+    config: PollerConfig,
+}
+
+impl StreamPoller {
+    pub fn new(source: StreamSource, config: PollerConfig) -> Self {
+        Self { source, config }
+    }
+
+    /// Polls until `shutdown` resolves (a batch in hand is finished first). Errors of the
+    /// Streams API are logged and retried; only a table without a stream ends it early.
+    pub async fn run(
+        self,
+        handler: Arc<dyn StreamHandler>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), BoxError> {
+        let stream_arn = self.source.stream_arn().await?;
+        tracing::info!(consumer = %self.config.name, %stream_arn, batch_size = self.config.batch_size, "polling the events stream");
+        let region = self.source.region.clone();
+        ShardScheduler::new(&self.source, &stream_arn, &region, &self.config, &*handler)
+            .run(shutdown)
+            .await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
