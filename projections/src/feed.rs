@@ -2,12 +2,12 @@
 //! Streams drives the Lambdas on AWS.
 //!
 //! A [`FeedConsumer`] loads its checkpoint (the last position it fully processed), then loops:
-//! read the entries after the checkpoint, hand them to its [`ConsumerHandler`] as one batch,
-//! and move the checkpoint past what succeeded. A failed event is never skipped: the
-//! checkpoint stops before it and the batch is retried from there, with backoff, until it
-//! succeeds. So a restart resumes where the last run stopped, and at worst repeats a batch,
-//! which both handlers tolerate (the projector dedupes on version, bus subscribers on
-//! `eventId`).
+//! read the entries after the checkpoint, hand them to its [`ConsumerHandler`] (the projector
+//! or the publisher, [`crate::consumer`]) as one batch, and move the checkpoint past what
+//! succeeded. A failed event is never skipped: the checkpoint stops before it and the batch
+//! is retried from there, with backoff, until it succeeds. So a restart resumes where the
+//! last run stopped, and at worst repeats a batch, which both handlers tolerate (the
+//! projector dedupes on version, bus subscribers on `eventId`).
 //!
 //! When caught up it sleeps until this process appends ([`ChangeFeed::watch_appends`]) or a
 //! short poll interval passes (to see other processes' writes).
@@ -17,65 +17,14 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::FutureExt;
 use orders_store::{ChangeFeed, CheckpointStore, StoredEvent};
-use thiserror::Error;
 
 use crate::backoff::RetryPolicy;
-use crate::projector::Projector;
-use crate::publisher::Publisher;
+use crate::consumer::ConsumerHandler;
 
 /// How often an idle consumer looks for other processes' appends.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
-
-/// A batch was handled only in part.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("event {first_failed} of the batch failed: {reason}")]
-pub struct BatchFailure {
-    /// The index of the first event not handled; all before it were.
-    pub first_failed: usize,
-    pub reason: String,
-}
-
-/// What a [`FeedConsumer`] does with each batch.
-#[async_trait]
-pub trait ConsumerHandler: Send + Sync {
-    /// Handles events in feed order. On failure, the events before `first_failed` count as
-    /// done and the rest are delivered again.
-    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure>;
-}
-
-#[async_trait]
-impl<H: ConsumerHandler + ?Sized> ConsumerHandler for Arc<H> {
-    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
-        (**self).handle(events).await
-    }
-}
-
-#[async_trait]
-impl ConsumerHandler for Projector {
-    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
-        let outcome = self.apply_batch(events).await;
-        match outcome.failures().next() {
-            None => Ok(()),
-            Some((first_failed, error)) => Err(BatchFailure {
-                first_failed,
-                reason: error.to_string(),
-            }),
-        }
-    }
-}
-
-#[async_trait]
-impl ConsumerHandler for Publisher {
-    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
-        self.publish(events).await.map_err(|error| BatchFailure {
-            first_failed: error.first_failure(),
-            reason: error.to_string(),
-        })
-    }
-}
 
 /// One named consumer of the change feed.
 pub struct FeedConsumer {

@@ -7,6 +7,8 @@
 //!   events in version order, an order's next event only once the previous one is accepted.
 //! - [`local_bus`]: the [`Bus`] used when there is no EventBridge: a JSON-lines file plus a
 //!   live Server-Sent Events feed at `GET /local/bus`.
+//! - [`consumer`]: what the projector and the publisher do with a batch of stored events,
+//!   and how far they got.
 //! - [`feed`]: tails the embedded change feed for one named consumer from its checkpoint.
 //! - [`local`]: the projector and the publisher as feed consumers in-process, with the local
 //!   bus: [`LocalRuntime`] is what `orders serve` starts on SQLite.
@@ -19,6 +21,7 @@
 //!   the same payloads, as an event source mapping would: `orders serve --backend dynamodb`.
 
 mod backoff;
+pub mod consumer;
 pub mod eventbridge;
 pub mod feed;
 pub mod lambda;
@@ -32,7 +35,8 @@ pub mod stream;
 #[cfg(test)]
 mod test_support;
 
-pub use feed::{BatchFailure, ConsumerHandler, FeedConsumer};
+pub use consumer::{BatchFailure, ConsumerHandler};
+pub use feed::FeedConsumer;
 pub use local::{LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, spawn_local_consumers};
 pub use local_bus::{LocalBus, router};
 pub use projector::{Applied, BatchOutcome, ProjectionError, Projector};

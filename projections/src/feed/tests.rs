@@ -1,13 +1,15 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use orders_store::sqlite::SqliteStore;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::*;
-use crate::publisher::{Bus, BusEntry, BusError, EntryResult, PublisherConfig};
+use crate::consumer::BatchFailure;
+use crate::publisher::{Bus, BusEntry, BusError, EntryResult, Publisher, PublisherConfig};
 use crate::test_support::*;
 
 /// Records what it handled; optionally fails once at one event, or dawdles over each batch.

@@ -55,7 +55,14 @@ pub use source::StreamSource;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A function on the stream: the projector or the publisher.
+/// A function on the stream: the projector or the publisher, as its Lambda sees the stream.
+///
+/// Not a [`ConsumerHandler`](crate::consumer::ConsumerHandler) (stored events in, first
+/// failed index out, as the change feed's runner calls it): the poller stands in for an event
+/// source mapping, so it hands over Lambda's `DynamoDbEvent` and takes the partial batch
+/// response back, and the functions it calls are the Lambdas' own ([`crate::stream`]), which
+/// decode the records, skip non-`INSERT` ones, stop at an undecodable one and name the
+/// failed record's `SequenceNumber`.
 #[async_trait]
 pub trait StreamHandler: Send + Sync {
     async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError>;

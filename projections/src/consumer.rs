@@ -1,0 +1,67 @@
+//! What a consumer of stored events does with one batch: the projector folds it into the
+//! read model, the publisher sends it to the bus. Both take the batch in store order and say
+//! how far they got: on failure, the index of the first event not handled, every event before
+//! it being done.
+//!
+//! The change-feed runner ([`FeedConsumer`](crate::feed::FeedConsumer)) calls this with the
+//! feed's entries and moves its checkpoint to the last position before that index. The
+//! stream poller does not: it hands the Lambda payload to a
+//! [`StreamHandler`](crate::poller::StreamHandler), so that it runs exactly what the Lambdas
+//! run ([`crate::stream`]: decoding, non-`INSERT` records, the partial batch response).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use orders_store::StoredEvent;
+use thiserror::Error;
+
+use crate::projector::Projector;
+use crate::publisher::Publisher;
+
+/// A batch was handled only in part.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("event {first_failed} of the batch failed: {reason}")]
+pub struct BatchFailure {
+    /// The index of the first event not handled; all before it were.
+    pub first_failed: usize,
+    pub reason: String,
+}
+
+/// What a consumer does with each batch of stored events.
+#[async_trait]
+pub trait ConsumerHandler: Send + Sync {
+    /// Handles events in store order. On failure, the events before `first_failed` count as
+    /// done and the rest are delivered again.
+    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure>;
+}
+
+#[async_trait]
+impl<H: ConsumerHandler + ?Sized> ConsumerHandler for Arc<H> {
+    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
+        (**self).handle(events).await
+    }
+}
+
+#[async_trait]
+impl ConsumerHandler for Projector {
+    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
+        let outcome = self.apply_batch(events).await;
+        match outcome.failures().next() {
+            None => Ok(()),
+            Some((first_failed, error)) => Err(BatchFailure {
+                first_failed,
+                reason: error.to_string(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ConsumerHandler for Publisher {
+    async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
+        self.publish(events).await.map_err(|error| BatchFailure {
+            first_failed: error.first_failure(),
+            reason: error.to_string(),
+        })
+    }
+}
