@@ -353,7 +353,7 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
     let missing = OrderId::from_uuid(others[1].parse().unwrap());
     assert_eq!(
         store.delete(missing, 1).await.unwrap(),
-        orders_store::PutOutcome::Written
+        orders_store::DeleteOutcome::Deleted
     );
     let mut ghost =
         serde_json::to_value(store.get(all[0].order_id).await.unwrap().unwrap()).unwrap();

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use orders_domain::OrderId;
 use orders_store::{
-    ConditionalPut, EventScan, EventStore, OrderView, PutOutcome, ReadModelScan, ReadModelStore,
-    StoreError,
+    ConditionalPut, DeleteOutcome, EventScan, EventStore, OrderView, PutOutcome, ReadModelScan,
+    ReadModelStore, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -600,13 +600,13 @@ impl Replay {
         }
         for (order_id, expected_version, current) in deletes {
             match store.delete(order_id, expected_version).await? {
-                PutOutcome::Written => {
+                DeleteOutcome::Deleted => {
                     settled.tally.deleted += 1;
                     let drift =
                         Drift::new(DriftKind::OrphanView, order_id, current.as_ref(), None, 0);
                     settled.drift(drift, max_drifts);
                 }
-                PutOutcome::VersionMismatch => recheck.push(order_id),
+                DeleteOutcome::VersionMismatch => recheck.push(order_id),
             }
         }
         let rechecks: Vec<_> = recheck.into_iter().map(|id| self.reconcile(id)).collect();
@@ -690,11 +690,15 @@ impl Replay {
                 settled.drift(drift, max_drifts);
                 return Ok(settled);
             }
-            let outcome = match &action {
-                Action::Put(view, expected) => store.put(view, *expected).await?,
-                Action::Delete(expected) => store.delete(order_id, *expected).await?,
+            let done = match &action {
+                Action::Put(view, expected) => {
+                    store.put(view, *expected).await? == PutOutcome::Written
+                }
+                Action::Delete(expected) => {
+                    store.delete(order_id, *expected).await? == DeleteOutcome::Deleted
+                }
             };
-            if outcome == PutOutcome::Written {
+            if done {
                 match action {
                     Action::Put(..) => settled.tally.written += 1,
                     Action::Delete(_) => settled.tally.deleted += 1,

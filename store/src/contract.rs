@@ -25,9 +25,10 @@ use orders_domain::{
 use uuid::Uuid;
 
 use crate::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventMetadata,
-    EventScan, EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter,
-    ListQuery, OrderView, PutOutcome, ReadModelScan, ReadModelStore, StoreError, StoredEvent,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, DeleteOutcome,
+    EventMetadata, EventScan, EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore,
+    ListFilter, ListQuery, OrderView, PutOutcome, ReadModelScan, ReadModelStore, StoreError,
+    StoredEvent,
 };
 
 /// Makes stores of one adapter for the cases.
@@ -1056,7 +1057,7 @@ pub async fn read_model_scan_and_orphan_delete<B: Backend>(backend: &B) {
     let orphan = &views[0];
     assert_eq!(
         store.delete(orphan.order_id, 2).await.unwrap(),
-        PutOutcome::VersionMismatch,
+        DeleteOutcome::VersionMismatch,
         "a delete at the wrong version is refused"
     );
     assert!(
@@ -1067,7 +1068,7 @@ pub async fn read_model_scan_and_orphan_delete<B: Backend>(backend: &B) {
     );
     assert_eq!(
         store.delete(orphan.order_id, 1).await.unwrap(),
-        PutOutcome::Written
+        DeleteOutcome::Deleted
     );
     assert_eq!(
         ReadModelStore::get(&store, orphan.order_id).await.unwrap(),
@@ -1075,7 +1076,7 @@ pub async fn read_model_scan_and_orphan_delete<B: Backend>(backend: &B) {
     );
     assert_eq!(
         store.delete(orphan.order_id, 1).await.unwrap(),
-        PutOutcome::VersionMismatch,
+        DeleteOutcome::VersionMismatch,
         "nothing left to delete"
     );
 }

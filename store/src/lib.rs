@@ -24,9 +24,10 @@ mod view;
 
 pub use envelope::{EventMetadata, FeedEntry, StoredEvent, fold};
 pub use ports::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventKey, EventScan,
-    EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListFilter, ListQuery, Page,
-    PageKey, PutOutcome, ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, DeleteOutcome,
+    EventKey, EventScan, EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore,
+    ListFilter, ListQuery, Page, PageKey, PutOutcome, ReadModelScan, ReadModelStore, ScanPage,
+    ScanSegment, StoreError,
 };
 pub use table_name::TableName;
 pub use view::OrderView;

@@ -171,6 +171,14 @@ pub enum PutOutcome {
     VersionMismatch,
 }
 
+/// What [`ReadModelScan::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// No view was at the expected version (a concurrent writer changed it, or it is gone).
+    VersionMismatch,
+}
+
 /// One conditional write of [`ReadModelStore::put_many`].
 #[derive(Debug, Clone)]
 pub struct ConditionalPut {
@@ -329,5 +337,5 @@ pub trait ReadModelScan: Send + Sync {
         &self,
         order_id: OrderId,
         expected_version: u64,
-    ) -> Result<PutOutcome, StoreError>;
+    ) -> Result<DeleteOutcome, StoreError>;
 }

@@ -172,7 +172,7 @@ pub async fn corrupt_five_ways(
     let deleted = shipped[0];
     assert_eq!(
         store.delete(deleted, 3).await.unwrap(),
-        orders_store::PutOutcome::Written
+        orders_store::DeleteOutcome::Deleted
     );
     expected.insert(("missing_view".to_owned(), deleted.to_string()));
 

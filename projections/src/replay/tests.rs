@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use orders_domain::{EventData, OrderId};
 use orders_store::sqlite::SqliteStore;
 use orders_store::{
-    ConditionalPut, EventKey, EventScan, EventStore, ListQuery, OrderView, Page, PutOutcome,
-    ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError, StoredEvent,
+    ConditionalPut, DeleteOutcome, EventKey, EventScan, EventStore, ListQuery, OrderView, Page,
+    PutOutcome, ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError, StoredEvent,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -189,7 +189,7 @@ impl ReadModelScan for Scrambled {
     ) -> Result<ScanPage<OrderView, OrderId>, StoreError> {
         self.0.scan_views(segment, after, limit).await
     }
-    async fn delete(&self, id: OrderId, expected: u64) -> Result<PutOutcome, StoreError> {
+    async fn delete(&self, id: OrderId, expected: u64) -> Result<DeleteOutcome, StoreError> {
         self.0.delete(id, expected).await
     }
 }

@@ -38,9 +38,9 @@ pub use self::tables::{
     TableOutcome, TableStatus, create_read_model_table, create_tables, table_exists,
 };
 use crate::{
-    AppendError, AppendRequest, ConditionalPut, EventKey, EventScan, EventStore, IdempotencyKey,
-    IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelScan,
-    ReadModelStore, ScanPage, ScanSegment, StoreError, StoredEvent,
+    AppendError, AppendRequest, ConditionalPut, DeleteOutcome, EventKey, EventScan, EventStore,
+    IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome,
+    ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError, StoredEvent,
 };
 
 /// The three table names.
@@ -230,7 +230,7 @@ impl ReadModelScan for DynamoStore {
         &self,
         order_id: OrderId,
         expected_version: u64,
-    ) -> Result<PutOutcome, StoreError> {
+    ) -> Result<DeleteOutcome, StoreError> {
         scan::delete_view(
             &self.client,
             &self.tables.orders,

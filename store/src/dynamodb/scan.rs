@@ -10,7 +10,9 @@ use super::attributes::{Item, get_n, get_s, n};
 use super::error::{conditional, internal, sdk_error};
 use super::events::{decode_event, event_key};
 use super::read_model::{batch_get, decode_view, key as view_key};
-use crate::{EventKey, OrderView, PutOutcome, ScanPage, ScanSegment, StoreError, StoredEvent};
+use crate::{
+    DeleteOutcome, EventKey, OrderView, PutOutcome, ScanPage, ScanSegment, StoreError, StoredEvent,
+};
 
 /// One page of a parallel `Scan`: part `segment.index` of `segment.total`, strongly
 /// consistent, so that a rebuild never folds an order from a stale read.
@@ -121,7 +123,7 @@ pub(super) async fn delete_view(
     table: &str,
     order_id: OrderId,
     expected_version: u64,
-) -> Result<PutOutcome, StoreError> {
+) -> Result<DeleteOutcome, StoreError> {
     let result = client
         .delete_item()
         .table_name(table)
@@ -131,7 +133,10 @@ pub(super) async fn delete_view(
         .expression_attribute_values(":expected", n(expected_version))
         .send()
         .await;
-    conditional("DeleteItem", result)
+    Ok(match conditional("DeleteItem", result)? {
+        PutOutcome::Written => DeleteOutcome::Deleted,
+        PutOutcome::VersionMismatch => DeleteOutcome::VersionMismatch,
+    })
 }
 
 /// The `orderId` of a `LastEvaluatedKey`.

@@ -43,10 +43,10 @@ use self::read_model::ReadModelSql;
 pub use self::schema::SyncMode;
 use self::writer::Writer;
 use crate::{
-    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, EventKey, EventScan,
-    EventStore, FeedEntry, IdempotencyKey, IdempotencyRecord, IdempotencyStore, ListQuery,
-    OrderView, Page, PutOutcome, ReadModelScan, ReadModelStore, ScanPage, ScanSegment, StoreError,
-    StoredEvent, TableName,
+    AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, DeleteOutcome,
+    EventKey, EventScan, EventStore, FeedEntry, IdempotencyKey, IdempotencyRecord,
+    IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelScan, ReadModelStore,
+    ScanPage, ScanSegment, StoreError, StoredEvent, TableName,
 };
 
 /// Readers in the pool. Reads are short point lookups and index range scans, so a few
@@ -473,7 +473,7 @@ impl ReadModelScan for SqliteStore {
         &self,
         order_id: OrderId,
         expected_version: u64,
-    ) -> Result<PutOutcome, StoreError> {
+    ) -> Result<DeleteOutcome, StoreError> {
         let sql = self.inner.read_model.clone();
         self.inner
             .writer

@@ -19,7 +19,8 @@ use serde_json::json;
 use super::error::{SqlResultExt, from_sql_int, to_sql_int};
 use super::event_log::{decode_json, encode_json};
 use crate::{
-    ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, ScanPage, StoreError, TableName,
+    DeleteOutcome, ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, ScanPage,
+    StoreError, TableName,
 };
 
 /// The live read model's table (migration 1 creates it).
@@ -97,8 +98,12 @@ pub(super) fn table_exists(conn: &Connection, table: &TableName) -> Result<bool,
 }
 
 /// Creates a shadow read model with the live table's columns and indexes, if it is missing.
-/// (Migration 1 made the live table with the same statement; migrations are frozen history, so
-/// this is its second copy.)
+///
+/// This is the read model's schema as of now; migration 1 (in `schema.rs`) is the live table's
+/// schema as of `user_version` 1, and stays as written, since later migrations start from it.
+/// The two texts match today and must keep making the same table: a migration that changes
+/// `orders` changes this statement too, and the test
+/// `a_shadow_read_model_has_the_live_tables_columns_and_indexes` fails until it does.
 pub(super) fn create_table(conn: &Connection, table: &TableName) -> Result<(), StoreError> {
     let t = format!("\"{table}\"");
     let by_customer = format!("\"{table}_by_customer\"");
@@ -346,16 +351,16 @@ pub(super) fn delete(
     sql: &ReadModelSql,
     order_id: OrderId,
     expected_version: u64,
-) -> Result<PutOutcome, StoreError> {
+) -> Result<DeleteOutcome, StoreError> {
     let expected = to_sql_int(expected_version, "expected view version")?;
     let deleted = conn
         .prepare_cached(&sql.delete_at_version)
         .and_then(|mut stmt| stmt.execute(params![order_id.to_string(), expected]))
         .db()?;
     Ok(if deleted == 1 {
-        PutOutcome::Written
+        DeleteOutcome::Deleted
     } else {
-        PutOutcome::VersionMismatch
+        DeleteOutcome::VersionMismatch
     })
 }
 

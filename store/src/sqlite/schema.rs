@@ -16,6 +16,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Append new ones; never edit a released one.
 const MIGRATIONS: &[&str] = &[
     // 1: the tables of DESIGN §3, plus the change feed position and consumer checkpoints.
+    // `read_model::create_table` makes a shadow `orders` (for `orders replay --into`) with its
+    // own statement: that one is the read model's schema now, this one its schema at version 1,
+    // which must stay as written. A later migration that changes `orders` changes that
+    // statement too (a test compares the two tables).
     r#"
     -- One row per event. `position` is the global change feed; AUTOINCREMENT keeps positions
     -- from ever being reused, so a consumer's checkpoint can never skip a newer event.

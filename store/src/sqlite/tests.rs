@@ -446,3 +446,73 @@ async fn writes_queued_while_the_writer_is_busy_share_one_commit() {
     assert_eq!(seen, vec![0; 64], "committed peers each write saw");
     assert_eq!(committed_peers(), 64);
 }
+
+/// The columns (`PRAGMA table_info`) and indexes (`PRAGMA index_list` and `index_xinfo`, with
+/// the table's name cut out of the index names) of a read-model table.
+fn read_model_schema(conn: &Connection, table: &str) -> (Vec<String>, Vec<String>) {
+    let rows = |sql: String| -> Vec<String> {
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let count = stmt.column_count();
+        stmt.query_map([], |row| {
+            (0..count)
+                .map(|i| {
+                    row.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|cells| cells.join(" "))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let columns = rows(format!("PRAGMA table_info(\"{table}\")"));
+    let indexes: Vec<(String, bool, String, bool)> = conn
+        .prepare(&format!(
+            "SELECT name, \"unique\", origin, partial FROM pragma_index_list('{table}')"
+        ))
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut indexes: Vec<String> = indexes
+        .into_iter()
+        .map(|(name, unique, origin, partial)| {
+            let info = rows(format!("PRAGMA index_xinfo(\"{name}\")"));
+            let name = name.replace(table, "");
+            format!("{name} unique={unique} origin={origin} partial={partial}: {info:?}")
+        })
+        .collect();
+    indexes.sort();
+    (columns, indexes)
+}
+
+/// Migration 1 makes the live `orders`, `read_model::create_table` a shadow: two statements
+/// (a migration stays as written), one schema.
+#[test]
+fn a_shadow_read_model_has_the_live_tables_columns_and_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let shadow = "orders_shadow-1.x";
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteOptions {
+            read_model_table: shadow.parse().unwrap(),
+            create_read_model: true,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("open with a new shadow");
+    let conn = raw(&store);
+    let live = read_model_schema(&conn, "orders");
+    assert_eq!(live.0.len(), 7, "{live:?}");
+    assert_eq!(
+        live.1.len(),
+        3,
+        "the primary key's and the two listings': {live:?}"
+    );
+    assert_eq!(read_model_schema(&conn, shadow), live);
+}
