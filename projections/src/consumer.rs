@@ -5,9 +5,10 @@
 //!
 //! The change-feed runner ([`FeedConsumer`](crate::feed::FeedConsumer)) calls this with the
 //! feed's entries and moves its checkpoint to the last position before that index. The
-//! stream poller does not: it hands the Lambda payload to a
-//! [`StreamHandler`](crate::poller::StreamHandler), so that it runs exactly what the Lambdas
-//! run ([`crate::stream`]: decoding, non-`INSERT` records, the partial batch response).
+//! Lambdas call it too, through [`crate::stream`], which decodes the stream records first and
+//! maps the failed index to the record a partial batch response names. The stream poller
+//! hands the Lambda payload to a [`StreamHandler`](crate::poller::StreamHandler), so that it
+//! runs exactly what the Lambdas run.
 
 use std::sync::Arc;
 

@@ -18,6 +18,7 @@ pub use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEv
 use orders_store::StoredEvent;
 use thiserror::Error;
 
+use crate::consumer::ConsumerHandler;
 use crate::projector::Projector;
 use crate::publisher::Publisher;
 
@@ -115,13 +116,7 @@ pub async fn project(
     projector: &Projector,
     event: &DynamoDbEvent,
 ) -> Result<DynamoDbEventResponse, StreamError> {
-    let batch = decode(event);
-    let outcome = projector.apply_batch(&batch.events).await;
-    let failed_event = outcome.first_failure().map(|i| batch.record_indexes[i]);
-    for (i, error) in outcome.failures().take(1) {
-        tracing::warn!(record = batch.record_indexes[i], %error, "batch not fully projected");
-    }
-    batch_response(event, lowest(failed_event, &batch))
+    consume(projector, event).await
 }
 
 /// The `publisher` function: sends the batch's events to the bus (see [`Publisher::publish`]).
@@ -129,10 +124,24 @@ pub async fn publish(
     publisher: &Publisher,
     event: &DynamoDbEvent,
 ) -> Result<DynamoDbEventResponse, StreamError> {
+    consume(publisher, event).await
+}
+
+/// One stream batch through a consumer: decode, hand the events over (the same
+/// [`ConsumerHandler`] the SQLite change feed calls), and answer with the lowest record that
+/// was not handled, failed or undecodable.
+async fn consume(
+    consumer: &impl ConsumerHandler,
+    event: &DynamoDbEvent,
+) -> Result<DynamoDbEventResponse, StreamError> {
     let batch = decode(event);
-    let failed_event = match publisher.publish(&batch.events).await {
+    let failed_event = match consumer.handle(&batch.events).await {
         Ok(()) => None,
-        Err(error) => Some(batch.record_indexes[error.first_failure()]),
+        Err(failure) => {
+            let record = batch.record_indexes[failure.first_failed];
+            tracing::warn!(record, error = %failure.reason, "batch not fully handled");
+            Some(record)
+        }
     };
     batch_response(event, lowest(failed_event, &batch))
 }
