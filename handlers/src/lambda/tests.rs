@@ -27,10 +27,12 @@ use crate::http::{command_router, query_router};
 const V2_FIXTURE: &str = include_str!("fixtures/apigw-v2-request.json");
 const V1_FIXTURE: &str = include_str!("fixtures/apigw-rest-request.json");
 
-/// Both functions' handlers over one store, as the two Lambdas share the tables.
+/// Both functions' handlers over one store, as the two Lambdas share the tables. The store is
+/// kept so a test can count what was written.
 struct Functions {
     commands: ApiHandler,
     queries: ApiHandler,
+    store: SqliteStore,
     _dir: TempDir,
 }
 
@@ -50,7 +52,11 @@ impl Functions {
                 Stores::shared(store.clone()),
                 config(Api::Commands),
             )),
-            queries: ApiHandler::new(query_router(Stores::shared(store), config(Api::Queries))),
+            queries: ApiHandler::new(query_router(
+                Stores::shared(store.clone()),
+                config(Api::Queries),
+            )),
+            store,
             _dir: dir,
         }
     }

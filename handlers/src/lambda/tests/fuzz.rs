@@ -15,51 +15,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::request::LambdaRequest;
 use orders_store::ChangeFeed;
-use orders_store::sqlite::SqliteStore;
 use proptest::prelude::*;
-
-use crate::fuzz_runner::run_fuzz;
 use serde_json::{Map, Value, json};
-use tempfile::TempDir;
 
-use super::{Call, create_body, invoke};
-use crate::app::Stores;
-use crate::http::{command_router, query_router};
-use crate::lambda::{Api, ApiHandler, LambdaConfig, MIN_CURSOR_KEY_LEN};
-
-/// Both functions over one SQLite store, which the test keeps to count what was written.
-struct Functions {
-    commands: ApiHandler,
-    queries: ApiHandler,
-    store: SqliteStore,
-    _dir: TempDir,
-}
+use super::{Call, Functions, create_body, invoke};
+use crate::fuzz_runner::run_fuzz;
 
 impl Functions {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
-        let config = |api: Api| {
-            let vars = |name: &str| match name {
-                "CURSOR_KEY" => Some("k".repeat(MIN_CURSOR_KEY_LEN)),
-                _ => Some(format!("test-{name}")),
-            };
-            LambdaConfig::from_vars(api, vars).unwrap().http
-        };
-        Self {
-            commands: ApiHandler::new(command_router(
-                Stores::shared(store.clone()),
-                config(Api::Commands),
-            )),
-            queries: ApiHandler::new(query_router(
-                Stores::shared(store.clone()),
-                config(Api::Queries),
-            )),
-            store,
-            _dir: dir,
-        }
-    }
-
     async fn event_count(&self) -> usize {
         self.store.read_after(0, usize::MAX).await.unwrap().len()
     }
