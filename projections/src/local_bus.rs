@@ -34,7 +34,6 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -42,7 +41,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::{Stream, StreamExt};
-use orders_domain::Timestamp;
+use orders_store::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
@@ -164,7 +163,7 @@ impl LocalBus {
 #[async_trait]
 impl Bus for LocalBus {
     async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError> {
-        let time = Timestamp::from_millis(now_millis()).to_string();
+        let time = SystemClock.now().to_string();
         let mut lines = String::new();
         let mut records = Vec::with_capacity(entries.len());
         let mut results = Vec::with_capacity(entries.len());
@@ -331,12 +330,6 @@ fn sse_event(record: &LocalBusRecord) -> Event {
         event = event.id(id);
     }
     event
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ pub async fn append(store: &SqliteStore, events: &[StoredEvent]) {
             expected_version: first.version - 1,
             events: events.to_vec(),
             idempotency: None,
+            now: first.occurred_at,
         })
         .await
         .unwrap();

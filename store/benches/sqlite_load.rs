@@ -68,6 +68,7 @@ fn create_request(customer: &CustomerId, now: Timestamp) -> AppendRequest {
             status: 201,
             expires_at: Timestamp::from_millis(now.millis() + 86_400_000),
         }),
+        now,
     }
 }
 

@@ -12,6 +12,7 @@
 //! Every adapter runs the same [`contract`] suite (feature `contract`), so they cannot drift.
 
 pub mod aws;
+mod clock;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod dynamodb;
@@ -22,6 +23,7 @@ pub mod sqlite;
 mod table_name;
 mod view;
 
+pub use clock::{Clock, SystemClock};
 pub use envelope::{EventMetadata, FeedEntry, StoredEvent, fold};
 pub use ports::{
     AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, DeleteOutcome,

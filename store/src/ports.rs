@@ -96,6 +96,9 @@ pub struct AppendRequest {
     pub events: Vec<StoredEvent>,
     /// Committed in the same transaction as the events. Its key must be unused or expired.
     pub idempotency: Option<IdempotencyRecord>,
+    /// When the command was decided: a stored record of the same key whose `expires_at` is at
+    /// or before it has expired (as for [`IdempotencyStore::get`]). The stores read no clock.
+    pub now: Timestamp,
 }
 
 #[derive(Debug, Error)]

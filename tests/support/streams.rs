@@ -90,6 +90,7 @@ pub async fn append(store: &dyn EventStore, events: &[StoredEvent]) {
             expected_version: first.version - 1,
             events: events.to_vec(),
             idempotency: None,
+            now: first.occurred_at,
         })
         .await
         .unwrap();

@@ -219,6 +219,7 @@ impl CommandService {
             expected_version: current_version,
             events: stored,
             idempotency: record,
+            now,
         };
         match self.stores.events.append(request).await {
             Ok(()) => {

@@ -7,10 +7,10 @@ pub mod error;
 pub mod queries;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use orders_domain::Timestamp;
 use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
+/// Where `now` comes from: the services read it once per command; tests give a fixed one.
+pub use orders_store::{Clock, SystemClock};
 
 pub use caller::Caller;
 pub use commands::{
@@ -41,21 +41,3 @@ impl Stores {
     }
 }
 
-/// Where `now` comes from. The domain never reads a clock; tests pass a fixed one.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-/// Wall-clock time.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        Timestamp::from_millis(millis)
-    }
-}

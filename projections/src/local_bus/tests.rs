@@ -3,6 +3,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use orders_domain::Timestamp;
 use serde_json::Value;
 use tower::ServiceExt;
 

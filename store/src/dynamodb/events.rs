@@ -25,7 +25,6 @@
 //! condition hold, so the caller learns of the conflict at once instead of after the retries.
 //! Throttling of the call as a whole is retried by the SDK (see [`crate::aws`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -37,7 +36,7 @@ use super::attributes::{Item, get_n, get_s, n, s};
 use super::error::{
     CONTENDED_RETRY_AFTER, THROTTLED_RETRY_AFTER, internal, is_throttling, sdk_error,
 };
-use super::retry::backoff;
+use crate::retry::RetryPolicy;
 use crate::{
     AppendError, AppendRequest, IdempotencyKey, IdempotencyRecord, StoreError, StoredEvent,
 };
@@ -46,7 +45,7 @@ use crate::{
 pub(super) const MAX_TRANSACTION_ACTIONS: usize = 100;
 /// Attempts of one append whose transaction keeps being cancelled by transaction conflicts or
 /// throttling, before it gives up with [`StoreError::Unavailable`].
-pub(super) const MAX_TRANSACTION_ATTEMPTS: u32 = 5;
+pub(super) const MAX_TRANSACTION_ATTEMPTS: u32 = RetryPolicy::TRANSACTION.max_attempts;
 
 const ABSENT: &str = "attribute_not_exists(orderId)";
 const PRESENT: &str = "attribute_exists(orderId)";
@@ -183,11 +182,10 @@ fn idempotency_item(record: &IdempotencyRecord) -> Item {
     ])
 }
 
-/// The transaction's actions and their roles, with `now_ms` for the key's expiry check.
+/// The transaction's actions and their roles (the key's expiry is judged at `request.now`).
 fn actions(
     tables: &DynamoTables,
     request: &AppendRequest,
-    now_ms: i64,
 ) -> Result<(Vec<TransactWriteItem>, Vec<Role>), StoreError> {
     let order = request.order_id;
     let expected = request.expected_version;
@@ -216,22 +214,13 @@ fn actions(
             .table_name(&tables.idempotency)
             .set_item(Some(idempotency_item(record)))
             .condition_expression(KEY_FREE)
-            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now", n(request.now.millis()))
             .build()
             .map_err(internal)?;
         items.push(TransactWriteItem::builder().put(put).build());
         roles.push(Role::Idempotency);
     }
     Ok((items, roles))
-}
-
-/// The store's clock, for the idempotency key's expiry check: milliseconds since the epoch.
-pub(super) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 pub(super) async fn append(
@@ -254,7 +243,7 @@ pub(super) async fn append(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (items, roles) = actions(tables, request, now_millis())?;
+        let (items, roles) = actions(tables, request)?;
         // The SDK fills in a ClientRequestToken, so its own retries of this call (after a
         // timeout, say) are idempotent; each attempt of this loop is a new transaction.
         let result = client
@@ -295,7 +284,7 @@ pub(super) async fn append(
                 .into());
             }
             Cancelled::Retry(why, _) => {
-                let pause = backoff(attempt);
+                let pause = RetryPolicy::TRANSACTION.delay(attempt);
                 tracing::debug!(orderId = %request.order_id, attempt, why, ?pause, "retrying the append");
                 tokio::time::sleep(pause).await;
             }

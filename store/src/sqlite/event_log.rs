@@ -57,12 +57,8 @@ pub(super) fn validate(request: &AppendRequest) -> Result<(), StoreError> {
 
 /// Appends within the caller's transaction (the writer's savepoint, which it rolls back if this
 /// fails). Returns the change-feed position of the last event written (`None` when the request
-/// had no events). `now_millis` decides whether a stored idempotency record has expired.
-pub(super) fn append(
-    tx: &Connection,
-    request: &AppendRequest,
-    now_millis: i64,
-) -> Result<Option<u64>, AppendError> {
+/// had no events). `request.now` decides whether a stored idempotency record has expired.
+pub(super) fn append(tx: &Connection, request: &AppendRequest) -> Result<Option<u64>, AppendError> {
     let order_id = request.order_id.to_string();
 
     if let Some(record) = &request.idempotency {
@@ -77,7 +73,7 @@ pub(super) fn append(
                     version,
                     record.status,
                     record.expires_at.millis(),
-                    now_millis,
+                    request.now.millis(),
                 ])
             })
             .db()?;

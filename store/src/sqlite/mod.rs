@@ -30,7 +30,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use orders_domain::{OrderId, Timestamp};
@@ -228,12 +227,6 @@ async fn run_blocking<R: Send + 'static>(
     })
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Reader connections. The semaphore has one permit per idle connection, so a permit holder
 /// always finds one, and waiting happens in async code rather than in blocking threads.
 struct ReaderPool {
@@ -316,11 +309,10 @@ impl EventStore for SqliteStore {
             .inner
             .writer
             .write(move |conn, effects| {
-                let now = now_millis();
-                effects.appended_up_to = event_log::append(conn, &request, now)?;
+                effects.appended_up_to = event_log::append(conn, &request)?;
                 if purge {
                     // A failed purge is retried with a later append; it must not fail this one.
-                    match event_log::purge_expired_keys(conn, now, PURGE_BATCH) {
+                    match event_log::purge_expired_keys(conn, request.now.millis(), PURGE_BATCH) {
                         Ok(0) => {}
                         Ok(purged) => tracing::debug!(purged, "purged expired idempotency keys"),
                         Err(err) => tracing::warn!(error = %err, "purging idempotency keys failed"),

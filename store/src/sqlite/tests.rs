@@ -296,6 +296,7 @@ async fn a_failed_write_does_not_fail_its_group() {
             expected_version: 0,
             events: Vec::new(),
             idempotency: Some(record(first)),
+            now: crate::Clock::now(&crate::SystemClock),
         })
         .await
         .unwrap();
@@ -326,6 +327,7 @@ async fn a_failed_write_does_not_fail_its_group() {
                 expected_version: 0,
                 events: vec![event],
                 idempotency,
+                now: crate::Clock::now(&crate::SystemClock),
             };
             (i, order, store.append(request).await)
         });

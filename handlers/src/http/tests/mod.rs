@@ -36,8 +36,8 @@ use tower::ServiceExt;
 use crate::app::{Clock, Stores, SystemClock};
 use crate::http::{ApiConfig, Surface, router};
 
-/// A clock the test moves by hand. Starts at the real time, because the SQLite adapter judges
-/// idempotency expiry by its own clock.
+/// A clock the test moves by hand, starting at the real time. The stores judge idempotency
+/// expiry by it too: the command passes its `now` down.
 pub struct TestClock(AtomicI64);
 
 impl TestClock {
@@ -128,6 +128,7 @@ impl EventStore for FlakyStore {
                         metadata,
                     )],
                     idempotency: None,
+                    now: request.now,
                 })
                 .await
                 .expect("the competing write lands first");
