@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use orders_store::retry::RetryPolicy;
 use orders_store::{ChangeFeed, CheckpointStore, StoredEvent};
 
-use crate::backoff::RetryPolicy;
 use crate::consumer::ConsumerHandler;
 
 /// How often an idle consumer looks for other processes' appends.
@@ -49,11 +49,7 @@ impl FeedConsumer {
             checkpoints,
             batch_size: batch_size.max(1),
             poll_interval: DEFAULT_POLL_INTERVAL,
-            backoff: RetryPolicy {
-                max_attempts: u32::MAX,
-                base_delay: Duration::from_millis(100),
-                max_delay: Duration::from_secs(5),
-            },
+            backoff: RetryPolicy::CONSUMER,
         }
     }
 
@@ -63,8 +59,8 @@ impl FeedConsumer {
         self
     }
 
-    /// The pauses between retries after an error (`max_attempts` is ignored: the consumer
-    /// retries until it succeeds or is shut down).
+    /// The pauses between retries after an error (default [`RetryPolicy::CONSUMER`];
+    /// `max_attempts` is ignored: the consumer retries until it succeeds or is shut down).
     pub fn with_backoff(mut self, backoff: RetryPolicy) -> Self {
         self.backoff = backoff;
         self

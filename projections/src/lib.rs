@@ -20,7 +20,6 @@
 //! - [`poller`]: reads the events table's stream and calls the same handler functions with
 //!   the same payloads, as an event source mapping would: `orders serve --backend dynamodb`.
 
-mod backoff;
 pub mod consumer;
 pub mod eventbridge;
 pub mod feed;

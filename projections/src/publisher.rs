@@ -42,7 +42,7 @@ use orders_store::StoredEvent;
 use thiserror::Error;
 use uuid::Uuid;
 
-pub use crate::backoff::RetryPolicy;
+pub use orders_store::retry::RetryPolicy;
 
 /// EventBridge's `PutEvents` limit on entries per call.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -106,6 +106,7 @@ pub struct PublisherConfig {
     pub source: String,
     /// The target bus (`EVENT_BUS_NAME`); `None` for the default bus.
     pub event_bus_name: Option<String>,
+    /// The retries of failed entries (default [`RetryPolicy::PUBLISH`]).
     pub retry: RetryPolicy,
     /// `PutEvents` calls in flight at once. Calls in flight never hold two events of one order
     /// (an order's next event waits until the previous one is accepted), so this trades
@@ -119,7 +120,7 @@ impl Default for PublisherConfig {
         Self {
             source: "orders".to_owned(),
             event_bus_name: None,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::PUBLISH,
             max_concurrent_batches: 4,
         }
     }

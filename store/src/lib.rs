@@ -18,6 +18,7 @@ pub mod contract;
 pub mod dynamodb;
 mod envelope;
 mod ports;
+pub mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod table_name;

@@ -43,8 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use orders_store::retry::RetryPolicy;
 
-use crate::backoff::RetryPolicy;
 use crate::projector::Projector;
 use crate::publisher::Publisher;
 use crate::stream::{self, DynamoDbEvent, DynamoDbEventResponse};
@@ -102,8 +102,9 @@ pub struct PollerConfig {
     /// AWS allows 10 times a second): how soon a new shard (a split) is noticed.
     pub shard_refresh: Duration,
     pub start: StartPosition,
-    /// The backoff of a shard after a failed batch or call, per shard (`max_attempts` is not
-    /// used: it retries until the batch succeeds).
+    /// The backoff of a shard after a failed batch or call, per shard (default
+    /// [`RetryPolicy::CONSUMER`]; `max_attempts` is not used: it retries until the batch
+    /// succeeds).
     pub retry: RetryPolicy,
 }
 
@@ -115,11 +116,7 @@ impl PollerConfig {
             idle_wait: Duration::from_millis(200),
             shard_refresh: Duration::from_millis(200),
             start: StartPosition::TrimHorizon,
-            retry: RetryPolicy {
-                max_attempts: u32::MAX,
-                base_delay: Duration::from_millis(100),
-                max_delay: Duration::from_secs(5),
-            },
+            retry: RetryPolicy::CONSUMER,
         }
     }
 }

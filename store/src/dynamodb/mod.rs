@@ -21,7 +21,6 @@ mod attributes;
 mod error;
 mod events;
 mod read_model;
-mod retry;
 mod scan;
 mod tables;
 #[cfg(test)]

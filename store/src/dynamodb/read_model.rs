@@ -14,7 +14,7 @@ use super::error::{
     CONTENDED_RETRY_AFTER, THROTTLED_RETRY_AFTER, conditional, internal, is_throttling, sdk_error,
 };
 use super::events::MAX_TRANSACTION_ATTEMPTS;
-use super::retry::backoff;
+use crate::retry::RetryPolicy;
 use crate::{
     ConditionalPut, ListFilter, ListQuery, OrderView, Page, PageKey, PutOutcome, StoreError,
 };
@@ -22,7 +22,7 @@ use crate::{
 /// DynamoDB's limit on the keys of one `BatchGetItem`.
 const BATCH_GET_KEYS: usize = 100;
 /// Rounds of `BatchGetItem` for one chunk while DynamoDB leaves keys unprocessed (throttling).
-const BATCH_GET_ATTEMPTS: u32 = 6;
+const BATCH_GET_ATTEMPTS: u32 = RetryPolicy::BATCH_GET.max_attempts;
 /// Conditional writes per `TransactWriteItems` of `put_many`: `BatchWriteItem`'s batch size
 /// (DynamoDB allows 100 actions, but a cancelled transaction is all redone, so smaller is
 /// cheaper under contention).
@@ -134,7 +134,7 @@ pub(super) async fn batch_get(
                     });
                 }
                 Some(rest) => {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(RetryPolicy::BATCH_GET.delay(attempt)).await;
                     pending = rest;
                 }
             }
@@ -331,7 +331,7 @@ async fn put_chunk(
                     retry_after,
                 });
             }
-            tokio::time::sleep(backoff(contended)).await;
+            tokio::time::sleep(RetryPolicy::TRANSACTION.delay(contended)).await;
         }
         pending = retry;
     }
