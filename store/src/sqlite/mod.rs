@@ -146,7 +146,7 @@ impl SqliteStore {
                     path.display()
                 )));
             }
-            read_model::create_table(&write_conn, &table)?;
+            schema::create_read_model(&mut write_conn, &table)?;
             tracing::info!(%table, path = %path.display(), "created the read-model table");
         }
         write_conn

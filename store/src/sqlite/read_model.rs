@@ -31,7 +31,7 @@ pub(super) const LIVE_TABLE: &str = "orders";
 const VIEW_COLUMNS: &str = "view, customer_id, status, created_at, updated_at, version";
 
 /// The statements on one read-model table, written once when the store opens: the live
-/// `orders`, or a shadow with the same columns and indexes (see [`create_table`]).
+/// `orders`, or a shadow with the same columns and indexes (see `schema::create_read_model`).
 pub(super) struct ReadModelSql {
     pub(super) table: TableName,
     get: String,
@@ -95,33 +95,6 @@ pub(super) fn table_exists(conn: &Connection, table: &TableName) -> Result<bool,
     .optional()
     .db()
     .map(|found| found.is_some())
-}
-
-/// Creates a shadow read model with the live table's columns and indexes, if it is missing.
-///
-/// This is the read model's schema as of now; migration 1 (in `schema.rs`) is the live table's
-/// schema as of `user_version` 1, and stays as written, since later migrations start from it.
-/// The two texts match today and must keep making the same table: a migration that changes
-/// `orders` changes this statement too, and the test
-/// `a_shadow_read_model_has_the_live_tables_columns_and_indexes` fails until it does.
-pub(super) fn create_table(conn: &Connection, table: &TableName) -> Result<(), StoreError> {
-    let t = format!("\"{table}\"");
-    let by_customer = format!("\"{table}_by_customer\"");
-    let by_status = format!("\"{table}_by_status\"");
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {t} (
-            order_id    TEXT    PRIMARY KEY NOT NULL,
-            customer_id TEXT    NOT NULL,
-            status      TEXT    NOT NULL,
-            created_at  INTEGER NOT NULL,
-            updated_at  INTEGER NOT NULL,
-            version     INTEGER NOT NULL,
-            view        TEXT    NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS {by_customer} ON {t} (customer_id, created_at DESC, order_id DESC);
-        CREATE INDEX IF NOT EXISTS {by_status} ON {t} (status, updated_at DESC, order_id DESC);"
-    ))
-    .db()
 }
 
 pub(super) fn get(

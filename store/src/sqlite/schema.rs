@@ -6,21 +6,27 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::error::SqlResultExt;
-use crate::StoreError;
+use super::read_model::{self, LIVE_TABLE};
+use crate::{StoreError, TableName};
 
 /// How long a statement waits for another process's lock (e.g. `orders replay` next to
 /// `orders serve`) before it reports the store as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Migrations in order; migration `i` moves the file from `user_version` `i` to `i + 1`.
-/// Append new ones; never edit a released one.
-const MIGRATIONS: &[&str] = &[
+/// One step of the schema: it moves a file from `user_version` `i` to `i + 1` (its index in
+/// [`MIGRATIONS`]). Append new ones; never change what a released one does.
+struct Migration {
+    /// Statements on the event log, idempotency and checkpoint tables.
+    tables: &'static str,
+    /// Statements on the read model, for a table of any name: `orders` when the file migrates,
+    /// a shadow (`orders replay --into`) when [`create_read_model`] makes one. So a shadow is
+    /// made by the very statements that made `orders`, migration after migration.
+    read_model: fn(&str) -> String,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
     // 1: the tables of DESIGN §3, plus the change feed position and consumer checkpoints.
-    // `read_model::create_table` makes a shadow `orders` (for `orders replay --into`) with its
-    // own statement: that one is the read model's schema now, this one its schema at version 1,
-    // which must stay as written. A later migration that changes `orders` changes that
-    // statement too (a test compares the two tables).
-    r#"
+    tables: r#"
     -- One row per event. `position` is the global change feed; AUTOINCREMENT keeps positions
     -- from ever being reused, so a consumer's checkpoint can never skip a newer event.
     CREATE TABLE events (
@@ -35,20 +41,6 @@ const MIGRATIONS: &[&str] = &[
         metadata       TEXT    NOT NULL,
         UNIQUE (order_id, version)
     );
-
-    -- The read model. Timestamps are integer milliseconds so listings sort correctly; `view`
-    -- is the full OrderView as JSON.
-    CREATE TABLE orders (
-        order_id    TEXT    PRIMARY KEY NOT NULL,
-        customer_id TEXT    NOT NULL,
-        status      TEXT    NOT NULL,
-        created_at  INTEGER NOT NULL,
-        updated_at  INTEGER NOT NULL,
-        version     INTEGER NOT NULL,
-        view        TEXT    NOT NULL
-    );
-    CREATE INDEX orders_by_customer ON orders (customer_id, created_at DESC, order_id DESC);
-    CREATE INDEX orders_by_status ON orders (status, updated_at DESC, order_id DESC);
 
     CREATE TABLE idempotency (
         key         TEXT    PRIMARY KEY NOT NULL,
@@ -66,7 +58,27 @@ const MIGRATIONS: &[&str] = &[
         position INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-];
+    // The read model. Timestamps are integer milliseconds so listings sort correctly; `view`
+    // is the full OrderView as JSON. The indexes are named after the table (`orders_by_…`).
+    read_model: |table| {
+        // A validated name (letters, digits, `_.-`) in double quotes is a safe identifier.
+        format!(
+            r#"
+    CREATE TABLE "{table}" (
+        order_id    TEXT    PRIMARY KEY NOT NULL,
+        customer_id TEXT    NOT NULL,
+        status      TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        version     INTEGER NOT NULL,
+        view        TEXT    NOT NULL
+    );
+    CREATE INDEX "{table}_by_customer" ON "{table}" (customer_id, created_at DESC, order_id DESC);
+    CREATE INDEX "{table}_by_status" ON "{table}" (status, updated_at DESC, order_id DESC);
+    "#
+        )
+    },
+}];
 
 /// When a commit reaches the disk: `PRAGMA synchronous` under WAL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,11 +154,32 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         tracing::info!(from, to = from + 1, "migrating the SQLite schema");
-        tx.execute_batch(migration).db()?;
+        tx.execute_batch(migration.tables).db()?;
+        tx.execute_batch(&(migration.read_model)(LIVE_TABLE)).db()?;
     }
     if current < target {
         // PRAGMA takes no bound parameters; `target` is our own constant.
         tx.execute_batch(&format!("PRAGMA user_version = {target}"))
+            .db()?;
+    }
+    tx.commit().db()
+}
+
+/// Creates the read-model table `table` (a shadow of `orders`), unless another process just
+/// did, as the file's migrations made `orders`: every migration's read-model statements, in
+/// order, in one immediate transaction.
+pub(super) fn create_read_model(
+    conn: &mut Connection,
+    table: &TableName,
+) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    if read_model::table_exists(&tx, table)? {
+        return Ok(());
+    }
+    for migration in MIGRATIONS {
+        tx.execute_batch(&(migration.read_model)(table.as_str()))
             .db()?;
     }
     tx.commit().db()

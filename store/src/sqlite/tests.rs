@@ -492,8 +492,8 @@ fn read_model_schema(conn: &Connection, table: &str) -> (Vec<String>, Vec<String
     (columns, indexes)
 }
 
-/// Migration 1 makes the live `orders`, `read_model::create_table` a shadow: two statements
-/// (a migration stays as written), one schema.
+/// The migrations make the live `orders`; `schema::create_read_model` runs their read-model
+/// statements again for a shadow. The two tables' columns and indexes are the same.
 #[test]
 fn a_shadow_read_model_has_the_live_tables_columns_and_indexes() {
     let dir = tempfile::tempdir().unwrap();
