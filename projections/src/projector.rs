@@ -17,9 +17,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use orders_domain::{DecodeError, OrderId, OrderState, evolve};
+use orders_domain::{DecodeError, OrderId, OrderState};
 use orders_store::{
-    ConditionalPut, EventStore, OrderView, PutOutcome, ReadModelStore, StoreError, StoredEvent,
+    ConditionalPut, EventStore, FoldError, OrderView, PutOutcome, ReadModelStore, StoreError,
+    StoredEvent, check_decodes, fold, fold_event,
 };
 use thiserror::Error;
 
@@ -132,9 +133,7 @@ impl Projector {
     /// Applies one event to its order's view (see the module docs for the rules).
     pub async fn apply(&self, event: &StoredEvent) -> Result<Applied, ProjectionError> {
         // Decoded up front, so an undecodable event fails even where it would be a duplicate.
-        let decoded = event
-            .decode()
-            .map_err(|source| decode_error(event, source))?;
+        check_decodes(event)?;
         let (order_id, v) = (event.order_id, event.version);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let stored = self.views.get(order_id).await?;
@@ -142,14 +141,8 @@ impl Projector {
             let (state, applied) = if v <= w {
                 return Ok(Applied::Duplicate);
             } else if v == w + 1 {
-                let state = stored.map_or_else(OrderState::default, |view| OrderState {
-                    version: view.version,
-                    order: Some(view.order),
-                });
-                let state = match &decoded {
-                    Some(decoded) => evolve(state, decoded),
-                    None => state.skip_unknown(),
-                };
+                let mut state = stored.map_or_else(OrderState::default, OrderView::into_state);
+                fold_event(&mut state, event)?;
                 (state, Applied::Applied)
             } else {
                 let state = self.fold_history(event).await?;
@@ -193,7 +186,7 @@ impl Projector {
     async fn fold_history(&self, event: &StoredEvent) -> Result<OrderState, ProjectionError> {
         let order_id = event.order_id;
         let history = self.events.load(order_id, None).await?;
-        let state = fold_history(order_id, &history)?;
+        let state = fold(OrderState::default(), &history)?;
         if state.version < event.version {
             return Err(ProjectionError::StoreBehind {
                 order_id,
@@ -270,32 +263,28 @@ impl Projector {
             let order_id = events[indexes[0]].order_id;
             let base = stored.remove(&order_id);
             let w = base.as_ref().map_or(0, |view| view.version);
-            let mut state = base.map_or_else(OrderState::default, |view| OrderState {
-                version: view.version,
-                order: Some(view.order),
-            });
+            let mut state = base.map_or_else(OrderState::default, OrderView::into_state);
             let mut folded = Vec::new();
             let mut rest = Vec::new();
             for (k, &i) in indexes.iter().enumerate() {
                 let event = &events[i];
-                // Decoded even for a duplicate, as `apply` does: an undecodable event is an
+                // Checked even for a duplicate, as `apply` does: an undecodable event is an
                 // error wherever it stands.
-                let Ok(decoded) = event.decode() else {
-                    rest = indexes[k..].to_vec();
-                    break;
-                };
-                if event.version <= state.version {
-                    results[i] = Some(Ok(Applied::Duplicate));
-                } else if event.version == state.version + 1 {
-                    state = match &decoded {
-                        Some(decoded) => evolve(state, decoded),
-                        None => state.skip_unknown(),
-                    };
-                    folded.push(i);
+                let duplicate = event.version <= state.version;
+                let step = if duplicate {
+                    check_decodes(event)
                 } else {
-                    // A gap: healing loads the order from the event store.
-                    rest = indexes[k..].to_vec();
-                    break;
+                    fold_event(&mut state, event)
+                };
+                match step {
+                    Ok(()) if duplicate => results[i] = Some(Ok(Applied::Duplicate)),
+                    Ok(()) => folded.push(i),
+                    // Undecodable, or a gap (healing loads the order from the event store):
+                    // `apply` takes the order from this event on.
+                    Err(_) => {
+                        rest = indexes[k..].to_vec();
+                        break;
+                    }
                 }
             }
             if folded.is_empty() {
@@ -395,40 +384,30 @@ impl Projector {
 /// The batched read failed: every order goes the one-event-at-a-time way.
 struct FastPathFailed(Vec<Vec<usize>>);
 
-/// Folds an order's whole history, as the event store returned it, checking that it runs
-/// `1, 2, 3, ...`.
-pub(crate) fn fold_history(
-    order_id: OrderId,
-    history: &[StoredEvent],
-) -> Result<OrderState, ProjectionError> {
-    let mut state = OrderState::default();
-    for stored in history {
-        if stored.version != state.version + 1 {
-            return Err(ProjectionError::BrokenHistory {
+/// The fold's two errors keep their variants here: the consumers report and match them as
+/// projection errors.
+impl From<FoldError> for ProjectionError {
+    fn from(error: FoldError) -> Self {
+        match error {
+            FoldError::Decode {
                 order_id,
-                expected: state.version + 1,
-                found: stored.version,
-            });
+                version,
+                source,
+            } => Self::Decode {
+                order_id,
+                version,
+                source,
+            },
+            FoldError::BrokenHistory {
+                order_id,
+                expected,
+                found,
+            } => Self::BrokenHistory {
+                order_id,
+                expected,
+                found,
+            },
         }
-        state = fold_event(state, stored)?;
-    }
-    Ok(state)
-}
-
-/// Folds one stored event into a state, through the upcaster. An unknown event type only
-/// advances the version; an undecodable payload is an error.
-pub(crate) fn fold_event(
-    state: OrderState,
-    event: &StoredEvent,
-) -> Result<OrderState, ProjectionError> {
-    orders_store::fold(state, [event]).map_err(|source| decode_error(event, source))
-}
-
-fn decode_error(event: &StoredEvent, source: DecodeError) -> ProjectionError {
-    ProjectionError::Decode {
-        order_id: event.order_id,
-        version: event.version,
-        source,
     }
 }
 

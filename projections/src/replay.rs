@@ -42,10 +42,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use orders_domain::OrderId;
+use orders_domain::{OrderId, OrderState};
 use orders_store::{
     ConditionalPut, DeleteOutcome, EventScan, EventStore, OrderView, PutOutcome, ReadModelScan,
-    ReadModelStore, StoreError,
+    ReadModelStore, StoreError, fold,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -55,7 +55,7 @@ pub use self::checkpoint::{Checkpoint, DriftCounts, Position, Tally};
 pub use self::judge::{Drift, DriftKind};
 use self::judge::{Verdict, judge};
 use self::runs::{Finished, Folded, OrderRuns, Scanned};
-use crate::projector::{MAX_WRITE_ATTEMPTS, ProjectionError, fold_history};
+use crate::projector::{MAX_WRITE_ATTEMPTS, ProjectionError};
 
 /// Orders settled one at a time (fresh reads) concurrently.
 const ORDER_CONCURRENCY: usize = 16;
@@ -625,7 +625,7 @@ impl Replay {
             .load(order_id, None)
             .await
             .map_err(|err| (order_id, err.into()))?;
-        let state = fold_history(order_id, &history).map_err(|err| (order_id, err))?;
+        let state = fold(OrderState::default(), &history).map_err(|err| (order_id, err.into()))?;
         Ok(Folded::from_state(order_id, state, history.len() as u64))
     }
 

@@ -1,6 +1,6 @@
 //! The stored event: one record per event, the same in every backend (DESIGN §3).
 
-use orders_domain::{DecodeError, OrderEvent, OrderId, OrderState, Timestamp, Upcaster, evolve};
+use orders_domain::{DecodeError, OrderEvent, OrderId, Timestamp, Upcaster};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -60,20 +60,6 @@ impl StoredEvent {
             data,
         }))
     }
-}
-
-/// Folds stored events (in version order) into a state. Unknown event types advance the
-/// version only; an undecodable payload is an error, never silently skipped.
-pub fn fold<'a>(
-    state: OrderState,
-    events: impl IntoIterator<Item = &'a StoredEvent>,
-) -> Result<OrderState, DecodeError> {
-    events.into_iter().try_fold(state, |state, stored| {
-        Ok(match stored.decode()? {
-            Some(event) => evolve(state, &event),
-            None => state.skip_unknown(),
-        })
-    })
 }
 
 /// An event with its position in the embedded change feed.

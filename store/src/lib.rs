@@ -17,6 +17,7 @@ mod clock;
 pub mod contract;
 pub mod dynamodb;
 mod envelope;
+mod fold;
 mod ports;
 pub mod retry;
 #[cfg(feature = "sqlite")]
@@ -25,7 +26,8 @@ mod table_name;
 mod view;
 
 pub use clock::{Clock, SystemClock};
-pub use envelope::{EventMetadata, FeedEntry, StoredEvent, fold};
+pub use envelope::{EventMetadata, FeedEntry, StoredEvent};
+pub use fold::{FoldError, check_decodes, fold, fold_event};
 pub use ports::{
     AppendError, AppendRequest, ChangeFeed, CheckpointStore, ConditionalPut, DeleteOutcome,
     EventKey, EventScan, EventStore, IdempotencyKey, IdempotencyRecord, IdempotencyStore,

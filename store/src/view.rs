@@ -3,7 +3,8 @@
 use orders_domain::{Order, OrderId, OrderState};
 use serde::{Deserialize, Serialize};
 
-/// The view of one order after `version` events. Serialized flat:
+/// The view of one order after `version` events: its [`OrderState`] flattened, as
+/// [`OrderView::from_state`] and [`OrderView::into_state`] convert it. Serialized flat:
 /// `{orderId, version, customerId, status, currency, items, total, cancelReason?, createdAt, updatedAt}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,5 +25,13 @@ impl OrderView {
             version,
             order,
         })
+    }
+
+    /// The state this view flattens: a fold resumes from it.
+    pub fn into_state(self) -> OrderState {
+        OrderState {
+            version: self.version,
+            order: Some(self.order),
+        }
     }
 }

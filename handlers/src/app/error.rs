@@ -1,7 +1,7 @@
 //! What a use case can fail with. The HTTP mapping lives in `http::problem`, and only there.
 
-use orders_domain::{DecodeError, DomainError};
-use orders_store::StoreError;
+use orders_domain::DomainError;
+use orders_store::{FoldError, StoreError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -29,8 +29,10 @@ pub enum AppError {
     /// A broken invariant of this service: a bug.
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("stored events cannot be decoded: {0}")]
-    Corrupt(#[from] DecodeError),
+    /// The order's stored events do not fold: one does not decode, or the history skips a
+    /// version. Damage or a bug, never the client's doing: an internal error.
+    #[error("the stored events do not fold: {0}")]
+    Corrupt(#[from] FoldError),
 }
 
 impl From<DomainError> for AppError {

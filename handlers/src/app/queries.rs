@@ -46,11 +46,11 @@ impl QueryService {
                 Some(view) if view.version >= min => Ok(view),
                 _ => {
                     debug!(%order_id, min, "read model behind; folding the event store");
-                    self.fold(order_id, None).await
+                    self.fold_events(order_id, None).await
                 }
             },
             ReadAt::AtVersion(version) => {
-                let view = self.fold(order_id, Some(version)).await?;
+                let view = self.fold_events(order_id, Some(version)).await?;
                 if view.version == version {
                     Ok(view)
                 } else {
@@ -74,7 +74,12 @@ impl QueryService {
         Ok(self.read_model.list(query).await?)
     }
 
-    async fn fold(&self, order_id: OrderId, up_to: Option<u64>) -> Result<OrderView, AppError> {
+    /// The order folded from its events up to `up_to` (all of them for `None`).
+    async fn fold_events(
+        &self,
+        order_id: OrderId,
+        up_to: Option<u64>,
+    ) -> Result<OrderView, AppError> {
         let events = self.events.load(order_id, up_to).await?;
         let state = fold(OrderState::default(), &events)?;
         OrderView::from_state(order_id, state).ok_or(AppError::NotFound)

@@ -10,9 +10,7 @@
 //! wasted work, never a wrong view.
 
 use orders_domain::{OrderId, OrderState};
-use orders_store::{EventKey, OrderView, StoredEvent};
-
-use crate::projector::{ProjectionError, fold_event};
+use orders_store::{EventKey, FoldError, OrderView, StoredEvent, fold_event};
 
 /// One order, as the scan left it.
 #[derive(Debug)]
@@ -25,7 +23,7 @@ pub(super) enum Scanned {
     Failed {
         order_id: OrderId,
         event_count: u64,
-        error: ProjectionError,
+        error: FoldError,
     },
 }
 
@@ -82,7 +80,18 @@ struct Run {
 enum RunOutcome {
     Folding,
     NotContiguous,
-    Failed(ProjectionError),
+    Failed(FoldError),
+}
+
+impl RunOutcome {
+    /// The outcome of folding the run's next event (`Folding` until then).
+    fn fold(state: &mut OrderState, event: &StoredEvent) -> Self {
+        match fold_event(state, event) {
+            Ok(()) => RunOutcome::Folding,
+            Err(FoldError::BrokenHistory { .. }) => RunOutcome::NotContiguous,
+            Err(error) => RunOutcome::Failed(error),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -103,26 +112,14 @@ impl OrderRuns {
             run.event_count += 1;
             run.last_key = key;
             if matches!(run.outcome, RunOutcome::Folding) {
-                if event.version == run.state.version + 1 {
-                    match fold_event(std::mem::take(&mut run.state), event) {
-                        Ok(state) => run.state = state,
-                        Err(error) => run.outcome = RunOutcome::Failed(error),
-                    }
-                } else {
-                    run.outcome = RunOutcome::NotContiguous;
-                }
+                run.outcome = RunOutcome::fold(&mut run.state, event);
             }
             return None;
         }
         let finished = self.finish();
-        let (state, outcome) = if event.version == 1 {
-            match fold_event(OrderState::default(), event) {
-                Ok(state) => (state, RunOutcome::Folding),
-                Err(error) => (OrderState::default(), RunOutcome::Failed(error)),
-            }
-        } else {
-            (OrderState::default(), RunOutcome::NotContiguous)
-        };
+        // From the empty state, so a run must start at version 1.
+        let mut state = OrderState::default();
+        let outcome = RunOutcome::fold(&mut state, event);
         self.current = Some(Run {
             order_id: key.order_id,
             state,
