@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::judge::{Verdict, judge};
-use super::runs::{OrderRuns, Scanned};
+use super::runs::{Folded, OrderRuns, Scanned};
 use super::*;
 use crate::test_support::{
     append, assert_converged, event, lifecycle, new_order_id, raw_event, store, stored_view,
