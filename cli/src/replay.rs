@@ -7,25 +7,26 @@
 //! (nothing was written), 3 the run failed or some orders could not be replayed (see the log;
 //! `--resume` continues after a store failure), 130 interrupted (the checkpoint is saved).
 
-use std::io::{IsTerminal, Write};
+mod args;
+mod progress;
+mod report;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use orders_domain::OrderId;
-use orders_projections::replay::{
-    Checkpoint, DriftKind, Mode, Outcome, Phase, Progress, Replay, ReplayConfig, ReplayStore,
-};
+use orders_projections::replay::{Checkpoint, Mode, Replay, ReplayConfig, ReplayStore};
 use orders_store::TableName;
 use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::sqlite::{SqliteOptions, SqliteStore};
-use serde_json::json;
 use tokio::sync::watch;
 
-use crate::store_args::{Backend, StoreArgs};
+pub use self::args::ReplayArgs;
+use self::progress::ProgressDisplay;
+use self::report::report;
+use crate::store_args::Backend;
 
 const EXIT_DRIFT: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
@@ -35,69 +36,6 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// A scan reads each page about once: a small cache per SQLite connection keeps the replay's
 /// memory flat whatever the file's size.
 const REPLAY_PAGE_CACHE_KIB: u32 = 512;
-
-#[derive(clap::Args, Debug)]
-pub struct ReplayArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-
-    /// Replay this order only (its UUID).
-    #[arg(long, env = "ORDERS_REPLAY_ORDER", value_parser = parse_order_id)]
-    order: Option<OrderId>,
-
-    /// Rebuild into this shadow read-model table instead of the live one. A rebuild creates it
-    /// (same schema and indexes as the live table) if it is missing.
-    #[arg(long, env = "ORDERS_REPLAY_INTO", value_parser = TableName::parse)]
-    into: Option<TableName>,
-
-    /// Compare the read model with the events without writing anything; exit 1 on drift.
-    #[arg(long, env = "ORDERS_REPLAY_VERIFY")]
-    verify: bool,
-
-    /// Parts scanned in parallel: DynamoDB Scan segments, or order-id ranges on SQLite.
-    #[arg(long, env = "ORDERS_REPLAY_SEGMENTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    segments: u32,
-
-    /// Continue the interrupted run saved in the checkpoint file.
-    #[arg(long, env = "ORDERS_REPLAY_RESUME")]
-    resume: bool,
-
-    /// Checkpoint file [default: replay-<table>-<mode>.checkpoint.json next to --db on SQLite,
-    /// in ./.orders on DynamoDB].
-    #[arg(long, env = "ORDERS_REPLAY_CHECKPOINT")]
-    checkpoint: Option<PathBuf>,
-
-    /// Print the summary as one JSON object.
-    #[arg(long, env = "ORDERS_REPLAY_JSON")]
-    json: bool,
-
-    /// Differences printed in full (all are counted).
-    #[arg(long, env = "ORDERS_REPLAY_MAX_DIFFS", default_value_t = 20)]
-    max_diffs: usize,
-
-    /// Events read per scan page (per segment).
-    #[arg(long, env = "ORDERS_REPLAY_PAGE_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    page_size: u32,
-
-    /// Orders settled per batch: one read of their views and one batched write [default: 250
-    /// on SQLite (one transaction), 100 on DynamoDB (one BatchGetItem)].
-    #[arg(long, env = "ORDERS_REPLAY_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    batch_size: Option<u32>,
-
-    /// At most this many events scanned per second (over all segments), to leave a live
-    /// table's capacity to the service [default: no limit].
-    #[arg(long, env = "ORDERS_REPLAY_MAX_RATE", value_parser = clap::value_parser!(u32).range(1..))]
-    max_rate: Option<u32>,
-
-    /// Seconds between progress log lines when stderr is not a terminal (on a terminal,
-    /// progress is a bar).
-    #[arg(long, env = "ORDERS_REPLAY_PROGRESS_EVERY", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    progress_every: u64,
-}
-
-fn parse_order_id(raw: &str) -> Result<OrderId, String> {
-    OrderId::parse(raw).map_err(|_| format!("{raw:?} is not an order id (a UUID)"))
-}
 
 /// A problem with what was asked, found before anything is written: exit 2.
 #[derive(Debug)]
@@ -304,170 +242,4 @@ fn default_checkpoint(args: &ReplayArgs, target: &TableName, mode: Mode) -> Path
         Mode::Verify => "verify",
     };
     dir.join(format!("replay-{target}-{mode}.checkpoint.json"))
-}
-
-/// A progress bar on a terminal; otherwise a log line every few seconds.
-struct ProgressDisplay {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ProgressDisplay {
-    /// `log_every`: the interval between log lines off a terminal.
-    fn start(progress: Arc<Progress>, log_every: Duration) -> Self {
-        let (stop, mut stopped) = watch::channel(false);
-        let on_terminal = std::io::stderr().is_terminal();
-        let task = tokio::spawn(async move {
-            let bar = on_terminal.then(|| {
-                let bar = ProgressBar::new(progress.estimated_events().unwrap_or(0));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} {msg} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} \
-                         events, {per_sec}, ETA {eta}",
-                    )
-                    .expect("a valid template"),
-                );
-                bar
-            });
-            let every = if on_terminal {
-                Duration::from_millis(200)
-            } else {
-                log_every
-            };
-            let started = std::time::Instant::now();
-            let first = progress.events();
-            loop {
-                tokio::select! {
-                    _ = stopped.wait_for(|stop| *stop) => break,
-                    () = tokio::time::sleep(every) => {}
-                }
-                let events = progress.events();
-                let phase = match progress.phase() {
-                    Phase::Planning => "planning",
-                    Phase::Events => "folding events",
-                    Phase::Views => "checking for orphan views",
-                    Phase::Done => "done",
-                };
-                match &bar {
-                    Some(bar) => {
-                        if let Some(total) = progress.estimated_events() {
-                            bar.set_length(total.max(events));
-                        }
-                        bar.set_position(events);
-                        bar.set_message(phase);
-                    }
-                    None => {
-                        let rate = (events - first) as f64 / started.elapsed().as_secs_f64();
-                        let eta = progress
-                            .estimated_events()
-                            .filter(|_| rate > 0.0)
-                            .map(|total| total.saturating_sub(events) as f64 / rate);
-                        tracing::info!(
-                            phase,
-                            events,
-                            views = progress.views(),
-                            estimated_events = progress.estimated_events(),
-                            events_per_s = rate.round(),
-                            eta_s = eta.map(f64::round),
-                            "replay progress"
-                        );
-                    }
-                }
-            }
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-        });
-        Self { stop, task }
-    }
-
-    async fn finish(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
-/// The differences, then the summary, on stdout.
-fn report(
-    outcome: &Outcome,
-    mode: Mode,
-    target: &TableName,
-    json: bool,
-    checkpoint_file: &Path,
-) -> anyhow::Result<()> {
-    let checkpoint = &outcome.checkpoint;
-    let tally = &checkpoint.tally;
-    let seconds = outcome.elapsed.as_secs_f64();
-    let rate = if seconds > 0.0 {
-        outcome.events_this_run as f64 / seconds
-    } else {
-        0.0
-    };
-    let status = if outcome.interrupted {
-        "interrupted"
-    } else if tally.failed > 0 {
-        "failed"
-    } else if mode == Mode::Verify && tally.drift.total() > 0 {
-        "drift"
-    } else if mode == Mode::Verify {
-        "clean"
-    } else {
-        "done"
-    };
-    let mut out = std::io::stdout().lock();
-    for drift in &checkpoint.drifts {
-        writeln!(out, "{}", serde_json::to_string(drift)?)?;
-    }
-    if json {
-        let summary = json!({
-            "mode": mode,
-            "table": target.as_str(),
-            "status": status,
-            "tally": tally,
-            "elapsedSeconds": (seconds * 1000.0).round() / 1000.0,
-            "eventsPerSecond": rate.round(),
-            "checkpoint": outcome.interrupted.then(|| checkpoint_file.display().to_string()),
-        });
-        writeln!(out, "{summary}")?;
-        return Ok(());
-    }
-    let verb = match mode {
-        Mode::Rebuild => "replay",
-        Mode::Verify => "verify",
-    };
-    writeln!(out, "{verb} of {target}: {status}")?;
-    writeln!(
-        out,
-        "  orders {}, events {}, views written {}, deleted {}, skipped (in sync) {}, \
-         loaded per order {}, failed {}",
-        tally.orders,
-        tally.events,
-        tally.written,
-        tally.deleted,
-        tally.in_sync,
-        tally.loaded,
-        tally.failed
-    )?;
-    let drift: Vec<String> = DriftKind::ALL
-        .iter()
-        .map(|&kind| format!("{} {}", kind.as_str(), tally.drift.get(kind)))
-        .collect();
-    let drift_label = match mode {
-        Mode::Rebuild => "repaired",
-        Mode::Verify => "drift",
-    };
-    writeln!(out, "  {drift_label}: {}", drift.join(", "))?;
-    writeln!(
-        out,
-        "  views checked for orphans {}; elapsed {seconds:.2} s, {rate:.0} events/s",
-        tally.views_checked
-    )?;
-    if outcome.interrupted {
-        writeln!(
-            out,
-            "  checkpoint saved to {}: continue with --resume",
-            checkpoint_file.display()
-        )?;
-    }
-    Ok(())
 }
