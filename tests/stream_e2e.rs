@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, Context, LambdaEvent};
+use lambda_http::{Context, LambdaEvent};
 use orders_domain::OrderId;
 use orders_handlers::lambda::{Api, ApiHandler, LambdaConfig};
 use orders_handlers::{Stores, command_router, query_router};
@@ -39,8 +38,8 @@ const CURSOR_KEY: &str = "stream-e2e-cursor-key-0123456789abcdef";
 
 async fn call(handler: &ApiHandler, event: Value) -> GatewayResponse {
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
-    let response = Adapter::from(handler.clone())
-        .oneshot(LambdaEvent::new(request, Context::default()))
+    let response = handler
+        .handle(LambdaEvent::new(request, Context::default()))
         .await
         .expect("the handler answers");
     GatewayResponse::parse(&serde_json::to_value(&response).unwrap())

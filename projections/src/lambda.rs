@@ -1,30 +1,39 @@
-//! The `projector` and `publisher` functions' configuration, read once at INIT, and the two
-//! handlers as `lambda_runtime` services. Each `main` in `src/bin/` is three lines.
+//! The `projector` and `publisher` functions' configuration, read once at INIT. Each `main` in
+//! `src/bin/` shows its wiring: INIT ([`init_projector`], [`init_publisher`]), the client built
+//! once, the handler, `lambda_runtime::run`.
 //!
-//! | variable | used by | meaning |
-//! |---|---|---|
-//! | `EVENTS_TABLE` | both | the events table (the projector heals gaps from it); required |
-//! | `ORDERS_TABLE` | projector | the read-model table; required |
-//! | `EVENT_BUS_NAME` | publisher | the EventBridge bus (name or ARN); required, so that a missing setting never publishes to the account's default bus |
-//! | `EVENT_SOURCE` | publisher | the entries' `Source`; default `orders` |
-//! | `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_EVENTBRIDGE`, `AWS_ENDPOINT_URL` | both | the SDK's own endpoint overrides (emulators) |
-//! | `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`, `RUST_LOG` | both | logging (see `orders_lambda`) |
+//! The variables each reads are declared once, in [`PROJECTOR_VARS`] and [`PUBLISHER_VARS`]
+//! (with logging's [`orders_lambda::LOG_VARS`]); the endpoints come from the AWS SDK's own
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_EVENTBRIDGE` and `AWS_ENDPOINT_URL`.
 //!
 //! A batch that cannot be answered with a partial batch response (a record without a
 //! sequence number) fails as a whole, with the error type `Orders.Stream`.
 
-use std::sync::Arc;
-
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
+use lambda_runtime::Diagnostic;
+use orders_lambda::{EVENTS_TABLE, EnvVar, ORDERS_TABLE};
+use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
 
-use crate::eventbridge::EventBridgeBus;
-use crate::projector::Projector;
-use crate::publisher::{Publisher, PublisherConfig};
-use crate::stream::{self, DynamoDbEvent, StreamError};
+use crate::publisher::PublisherConfig;
+use crate::stream::StreamError;
 
 pub use orders_lambda::Error;
+
+/// What the `projector` reads besides logging: the events table (it heals gaps from it) and
+/// the read model.
+pub const PROJECTOR_VARS: [EnvVar; 2] = [EVENTS_TABLE, ORDERS_TABLE];
+
+/// `EVENT_BUS_NAME`: required, so that a missing setting never publishes to the account's
+/// default bus.
+pub const EVENT_BUS_NAME: EnvVar = EnvVar::required(
+    "EVENT_BUS_NAME",
+    "the EventBridge bus (name or ARN) the publisher sends to",
+);
+/// `EVENT_SOURCE`: the `Source` of the entries.
+pub const EVENT_SOURCE: EnvVar =
+    EnvVar::with_default("EVENT_SOURCE", "orders", "the `Source` of the bus entries");
+/// What the `publisher` reads besides logging.
+pub const PUBLISHER_VARS: [EnvVar; 2] = [EVENT_BUS_NAME, EVENT_SOURCE];
 
 /// A configuration the function cannot start with: it fails INIT as `Orders.Config`.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -35,10 +44,7 @@ pub enum ConfigError {
 
 impl From<ConfigError> for Diagnostic {
     fn from(error: ConfigError) -> Self {
-        Diagnostic {
-            error_type: "Orders.Config".into(),
-            error_message: error.to_string(),
-        }
+        orders_lambda::config_diagnostic(&error)
     }
 }
 
@@ -51,84 +57,52 @@ impl From<StreamError> for Diagnostic {
     }
 }
 
-fn required(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, ConfigError> {
-    var(name)
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-        .ok_or(ConfigError::Missing(name))
+fn required(var: &impl Fn(&str) -> Option<String>, env_var: EnvVar) -> Result<String, ConfigError> {
+    env_var.get(var).ok_or(ConfigError::Missing(env_var.name))
 }
 
-/// The projector's tables. The idempotency table is not used; its name is the default.
+/// The projector's tables ([`PROJECTOR_VARS`]). The idempotency table is not used; its name is
+/// the default.
 pub fn projector_tables(var: impl Fn(&str) -> Option<String>) -> Result<DynamoTables, ConfigError> {
     Ok(DynamoTables {
-        events: required(&var, "EVENTS_TABLE")?,
-        orders: required(&var, "ORDERS_TABLE")?,
+        events: required(&var, EVENTS_TABLE)?,
+        orders: required(&var, ORDERS_TABLE)?,
         idempotency: DynamoTables::DEFAULT_IDEMPOTENCY.to_owned(),
     })
 }
 
-/// The publisher's bus settings.
+/// The publisher's bus settings ([`PUBLISHER_VARS`]).
 pub fn publisher_config(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<PublisherConfig, ConfigError> {
-    let mut config = PublisherConfig {
-        event_bus_name: Some(required(&var, "EVENT_BUS_NAME")?),
+    Ok(PublisherConfig {
+        event_bus_name: Some(required(&var, EVENT_BUS_NAME)?),
+        source: EVENT_SOURCE
+            .get_or_default(&var)
+            .expect("EVENT_SOURCE has a default"),
         ..PublisherConfig::default()
-    };
-    if let Some(source) = var("EVENT_SOURCE").filter(|s| !s.trim().is_empty()) {
-        config.source = source.trim().to_owned();
-    }
-    Ok(config)
+    })
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// The `projector` function: INIT, then one [`stream::project`] per batch.
-pub async fn run_projector() -> Result<(), Error> {
-    let tables = orders_lambda::init("projector", || projector_tables(env)).await?;
-    tracing::info!(function = "projector", ?tables, "configured");
-    let store = Arc::new(DynamoStore::new(dynamodb::client(None).await, tables));
-    let projector = Projector::new(store.clone(), store);
-    let projector = &projector;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<DynamoDbEvent>| async move {
-            stream::project(projector, &event.payload).await
-        },
-    ))
-    .await
+/// The `projector`'s INIT: logging, then its tables (see [`orders_lambda::init`]).
+pub async fn init_projector() -> Result<DynamoTables, Error> {
+    orders_lambda::init("projector", &PROJECTOR_VARS, || projector_tables(env)).await
 }
 
-/// The `publisher` function: INIT, then one [`stream::publish`] per batch.
-pub async fn run_publisher() -> Result<(), Error> {
-    let config = orders_lambda::init("publisher", || publisher_config(env)).await?;
-    tracing::info!(function = "publisher", bus = ?config.event_bus_name, source = %config.source, "configured");
-    let publisher = Publisher::new(Arc::new(EventBridgeBus::connect(None).await), config);
-    let publisher = &publisher;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<DynamoDbEvent>| async move {
-            stream::publish(publisher, &event.payload).await
-        },
-    ))
-    .await
+/// The `publisher`'s INIT: logging, then its bus settings (see [`orders_lambda::init`]).
+pub async fn init_publisher() -> Result<PublisherConfig, Error> {
+    orders_lambda::init("publisher", &PUBLISHER_VARS, || publisher_config(env)).await
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use orders_lambda::env_of as vars;
 
-    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use super::*;
 
     #[test]
     fn the_projector_needs_both_tables() {

@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use clap::Parser;
 use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, Context, LambdaEvent};
+use lambda_http::{Context, LambdaEvent};
 use orders_domain::{OrderId, OrderState, Timestamp};
 use orders_handlers::lambda::{self, Api, ApiHandler, LambdaConfig, LogConfig, LogFormat};
 use orders_handlers::{Stores, command_router, query_router};
@@ -290,8 +289,8 @@ async fn measure(
         let text = event(i);
         let started = Instant::now();
         let request: LambdaRequest = serde_json::from_str(&text).expect("an API Gateway event");
-        let response = Adapter::from(handler.clone())
-            .oneshot(LambdaEvent::new(request, Context::default()))
+        let response = handler
+            .handle(LambdaEvent::new(request, Context::default()))
             .await
             .expect("the handler answers");
         let out = serde_json::to_string(&response).unwrap();

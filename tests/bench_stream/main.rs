@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, Context, LambdaEvent};
+use lambda_http::{Context, LambdaEvent};
 use orders_domain::{EventData, OrderId};
 use orders_handlers::lambda::{Api, ApiHandler, LambdaConfig};
 use orders_handlers::{Stores, command_router};
@@ -170,8 +169,8 @@ async fn main() {
             Some(&new_order(&format!("lag-{i}"))),
         );
         let request: LambdaRequest = serde_json::from_value(request).unwrap();
-        let response = Adapter::from(commands.clone())
-            .oneshot(LambdaEvent::new(request, Context::default()))
+        let response = commands
+            .handle(LambdaEvent::new(request, Context::default()))
             .await
             .unwrap();
         let accepted = Instant::now();

@@ -28,47 +28,72 @@ pub struct ApiConfig {
     pub cursor_key: Vec<u8>,
 }
 
-/// Which routes a router serves.
+/// Which side of the command/query split a router serves: the HTTP routes, the Lambda
+/// function and the `metadata.source` of what it writes all follow from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    /// DESIGN §4, for the `command-api` Lambda.
+pub enum Api {
+    /// DESIGN §4: the `command-api` Lambda.
     Commands,
-    /// DESIGN §5, for the `query-api` Lambda.
+    /// DESIGN §5: the `query-api` Lambda.
     Queries,
-    /// Both, on one port (`orders serve`).
-    All,
+    /// Both, on one port: `orders serve`.
+    Both,
+}
+
+impl Api {
+    /// The function's name (`orders serve` for both).
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Commands => "command-api",
+            Api::Queries => "query-api",
+            Api::Both => "orders serve",
+        }
+    }
+
+    /// The `metadata.source` of the events written through this API.
+    pub fn source(self) -> &'static str {
+        match self {
+            Api::Commands => "orders.command-api",
+            Api::Queries => "orders.query-api",
+            Api::Both => "orders.api",
+        }
+    }
+
+    pub fn serves_commands(self) -> bool {
+        matches!(self, Api::Commands | Api::Both)
+    }
+
+    /// Whether it lists orders, and so signs cursors.
+    pub fn serves_queries(self) -> bool {
+        matches!(self, Api::Queries | Api::Both)
+    }
 }
 
 /// The command and query routes together.
 pub fn api_router(stores: Stores, config: ApiConfig) -> Router {
-    router(stores, config, Arc::new(SystemClock), Surface::All)
+    router(stores, config, Arc::new(SystemClock), Api::Both)
 }
 
 pub fn command_router(stores: Stores, config: ApiConfig) -> Router {
-    router(stores, config, Arc::new(SystemClock), Surface::Commands)
+    router(stores, config, Arc::new(SystemClock), Api::Commands)
 }
 
 pub fn query_router(stores: Stores, config: ApiConfig) -> Router {
-    router(stores, config, Arc::new(SystemClock), Surface::Queries)
+    router(stores, config, Arc::new(SystemClock), Api::Queries)
 }
 
 /// The general form, with the clock as a parameter (tests pass a controllable one).
-pub fn router(
-    stores: Stores,
-    config: ApiConfig,
-    clock: Arc<dyn Clock>,
-    surface: Surface,
-) -> Router {
+pub fn router(stores: Stores, config: ApiConfig, clock: Arc<dyn Clock>, api: Api) -> Router {
     let state = AppState {
         queries: Arc::new(QueryService::new(&stores)),
         commands: Arc::new(CommandService::new(stores, clock, config.source)),
         cursors: Arc::new(CursorCodec::new(config.cursor_key)),
     };
     let mut routes = Router::new();
-    if matches!(surface, Surface::Commands | Surface::All) {
+    if api.serves_commands() {
         routes = routes.merge(routes::commands());
     }
-    if matches!(surface, Surface::Queries | Surface::All) {
+    if api.serves_queries() {
         routes = routes.merge(routes::queries());
     }
     routes

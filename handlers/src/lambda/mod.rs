@@ -34,45 +34,38 @@
 //!   Without an authorizer there is no caller and keys are global.
 //! - **Errors.** The routers turn every failure into problem+json, so almost nothing escapes
 //!   them; what does (a response body that fails to read) becomes a [`Diagnostic`] with
-//!   `errorType` `Orders.ResponseBody`. Configuration errors fail INIT: they are logged and
-//!   reported to the Runtime API's `/init/error` with `errorType` `Orders.Config`, and the
-//!   process exits. Panics are caught and reported by the runtime (`panic = "unwind"`).
-//! - **Logs.** `tracing` to stdout without ANSI colours: JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`
-//!   (as Lambda's advanced logging controls set it), one object per line with the event's
-//!   fields at the top level, `span` (ours: `correlationId`, method, path) and `spans` (also the
-//!   runtime's `requestId`); plain text otherwise. The level comes from `AWS_LAMBDA_LOG_LEVEL`,
-//!   else `RUST_LOG` (full filter syntax), else `INFO`.
-//!
-//! Configuration (environment, read once at INIT — see [`LambdaConfig::from_env`]):
-//!
-//! | variable | used by | meaning |
-//! |---|---|---|
-//! | `EVENTS_TABLE`, `ORDERS_TABLE`, `IDEMPOTENCY_TABLE` | both | table names; required (a function never falls back to the local defaults) |
-//! | `CURSOR_KEY` | `query-api` | secret that signs listing cursors, at least 32 bytes; required, and the same for every instance and version, or cursors break across instances |
-//! | `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` | both | the AWS SDK's own endpoint override (DynamoDB Local) |
-//! | `AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`, `RUST_LOG` | both | logging, as above |
+//!   `errorType` `Orders.ResponseBody`. Panics are caught and reported by the runtime
+//!   (`panic = "unwind"`).
+//! - **Configuration.** Read once at INIT ([`init`]): the variables are declared in
+//!   [`LambdaConfig::vars`] (the tables, and `CURSOR_KEY` for `query-api`), with logging's
+//!   [`orders_lambda::LOG_VARS`]; the endpoint comes from the AWS SDK's own
+//!   `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`. A configuration error fails INIT as
+//!   `Orders.Config` (see [`orders_lambda::init`]).
+//! - **Logs.** As every function's: see [`orders_lambda`]; the API's lines carry `span` (ours:
+//!   `correlationId`, method, path) and `spans` (also the runtime's `requestId`).
 //!
 //! `EVENT_SOURCE` is the EventBridge `Source` of the publisher (DESIGN §6), not read here: the
-//! events' `metadata.source` names the writing function, `orders.command-api`.
+//! events' `metadata.source` names the writing function ([`Api::source`]).
 
 mod request_uri;
 #[cfg(test)]
 mod tests;
 
+use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 
 use axum::Router;
 use axum::body::{Body as AxumBody, Bytes};
 use axum::http::{HeaderValue, Uri};
+use axum::response::Response;
 use http_body_util::BodyExt;
 use lambda_http::lambda_runtime::{self, Diagnostic};
 use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::tower::ServiceExt;
 use lambda_http::{
     Adapter, Body, LambdaEvent, Request, RequestExt, Service, TransformResponse, service_fn,
 };
+use orders_lambda::{EVENTS_TABLE, EnvVar, IDEMPOTENCY_TABLE, ORDERS_TABLE};
 use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
 
@@ -81,39 +74,19 @@ use crate::http::correlation::{self, X_CORRELATION_ID};
 use crate::http::{ApiConfig, ApiError};
 use request_uri::Refusal;
 
+pub use crate::http::Api;
 pub use lambda_http::Error;
 pub use orders_lambda::{LogConfig, LogFormat, init_tracing, init_tracing_to, report_init_error};
 
-/// Which of the two API functions this process is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// `command-api`: DESIGN §4.
-    Commands,
-    /// `query-api`: DESIGN §5.
-    Queries,
-}
-
-impl Api {
-    pub fn name(self) -> &'static str {
-        match self {
-            Api::Commands => "command-api",
-            Api::Queries => "query-api",
-        }
-    }
-
-    /// The `metadata.source` of the events this function writes.
-    pub fn source(self) -> &'static str {
-        match self {
-            Api::Commands => "orders.command-api",
-            Api::Queries => "orders.query-api",
-        }
-    }
-}
-
 /// The table-name variables a function must be given.
-pub const TABLE_VARS: [&str; 3] = ["EVENTS_TABLE", "ORDERS_TABLE", "IDEMPOTENCY_TABLE"];
+pub const TABLE_VARS: [&str; 3] = [EVENTS_TABLE.name, ORDERS_TABLE.name, IDEMPOTENCY_TABLE.name];
 /// The cursor-signing secret of the query API.
-pub const CURSOR_KEY_VAR: &str = "CURSOR_KEY";
+pub const CURSOR_KEY: EnvVar = EnvVar::required(
+    "CURSOR_KEY",
+    "signs listing cursors: at least 32 bytes, and the same for every instance and version, \
+     or cursors break across instances",
+)
+.secret();
 /// A cursor key shorter than this is refused (HMAC-SHA256 wants a key of at least its output size).
 pub const MIN_CURSOR_KEY_LEN: usize = 32;
 
@@ -149,10 +122,7 @@ pub enum ConfigError {
 
 impl From<ConfigError> for Diagnostic {
     fn from(error: ConfigError) -> Self {
-        Diagnostic {
-            error_type: "Orders.Config".into(),
-            error_message: error.to_string(),
-        }
+        orders_lambda::config_diagnostic(&error)
     }
 }
 
@@ -183,37 +153,38 @@ impl fmt::Debug for LambdaConfig {
 }
 
 impl LambdaConfig {
-    /// Reads and checks the environment (see the module docs for the variables).
+    /// The variables `api` reads, besides logging's ([`orders_lambda::LOG_VARS`]): the three
+    /// tables (a function never falls back to the local default names), and for the query
+    /// API the cursor key. Commands never list, so they never sign a cursor.
+    pub fn vars(api: Api) -> &'static [EnvVar] {
+        const VARS: [EnvVar; 4] = [EVENTS_TABLE, ORDERS_TABLE, IDEMPOTENCY_TABLE, CURSOR_KEY];
+        if api.serves_queries() {
+            &VARS
+        } else {
+            &VARS[..3]
+        }
+    }
+
+    /// Reads and checks the environment ([`vars`](Self::vars)).
     pub fn from_env(api: Api) -> Result<Self, ConfigError> {
         Self::from_vars(api, |name| std::env::var(name).ok())
     }
 
     /// As [`from_env`](Self::from_env), with `var` looking each variable up.
     pub fn from_vars(api: Api, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let table = |name: &'static str| {
-            var(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-                .ok_or(ConfigError::MissingTable(name))
-        };
-        let [events, orders, idempotency] = TABLE_VARS;
+        let table = |table: EnvVar| table.get(&var).ok_or(ConfigError::MissingTable(table.name));
         let tables = DynamoTables {
-            events: table(events)?,
-            orders: table(orders)?,
-            idempotency: table(idempotency)?,
+            events: table(EVENTS_TABLE)?,
+            orders: table(ORDERS_TABLE)?,
+            idempotency: table(IDEMPOTENCY_TABLE)?,
         };
-        let cursor_key = match api {
-            // Commands never list, so they never sign a cursor.
-            Api::Commands => Vec::new(),
-            Api::Queries => {
-                let key = var(CURSOR_KEY_VAR)
-                    .filter(|key| !key.is_empty())
-                    .ok_or(ConfigError::MissingCursorKey)?;
-                check_cursor_key(key.as_bytes())
-                    .map_err(|weak| ConfigError::WeakCursorKey(weak.len))?;
-                key.into_bytes()
-            }
-        };
+        let mut cursor_key = Vec::new();
+        if api.serves_queries() {
+            let key = CURSOR_KEY.get(&var).ok_or(ConfigError::MissingCursorKey)?;
+            check_cursor_key(key.as_bytes())
+                .map_err(|weak| ConfigError::WeakCursorKey(weak.len))?;
+            cursor_key = key.into_bytes();
+        }
         Ok(Self {
             api,
             tables,
@@ -226,12 +197,12 @@ impl LambdaConfig {
     }
 }
 
-/// INIT: logging, then the configuration. A bad configuration is logged, reported to the
-/// Runtime API's `/init/error` (so Lambda shows `Orders.Config` and the message), and returned.
+/// INIT: logging, then the configuration (see [`orders_lambda::init`]).
 pub async fn init(api: Api) -> Result<LambdaConfig, Error> {
-    let config = orders_lambda::init(api.name(), || LambdaConfig::from_env(api)).await?;
-    tracing::info!(function = api.name(), tables = ?config.tables, "configured");
-    Ok(config)
+    orders_lambda::init(api.name(), LambdaConfig::vars(api), || {
+        LambdaConfig::from_env(api)
+    })
+    .await
 }
 
 /// Serves `router` as this function's handler until the Runtime API stops sending events:
@@ -261,8 +232,14 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
-/// The Lambda handler: a `lambda_http` service (API Gateway request in, response out) over
-/// one of the axum routers. `lambda_http::run` adapts it to both payload versions.
+impl From<Infallible> for HandlerError {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
+
+/// The Lambda handler: one of the axum routers behind `lambda_http`, which adapts it to both
+/// payload versions.
 #[derive(Clone)]
 pub struct ApiHandler {
     router: Router,
@@ -275,19 +252,24 @@ impl ApiHandler {
 
     /// One invocation, from the API Gateway event to the response in the shape of its origin:
     /// the event's URL made safe (`request_uri::sanitize`), then exactly what
-    /// `lambda_http::run` does (`lambda_http::Adapter` over this handler). An event whose URL
-    /// cannot be made a URI never reaches the router: it is answered with a 400 problem.
+    /// `lambda_http::run` does (`lambda_http::Adapter`) over the router, with the request made
+    /// the router's ([`router_request`]) and the response buffered ([`buffered`]). An event
+    /// whose URL cannot be made a URI never reaches the router: it is answered with a 400
+    /// problem.
     pub fn handle(
         &self,
         mut event: LambdaEvent<LambdaRequest>,
-    ) -> TransformResponse<'static, axum::response::Response, HandlerError> {
-        match request_uri::sanitize(&mut event.payload) {
-            Ok(()) => Adapter::from(self.clone()).call(event),
+    ) -> TransformResponse<'static, Response, HandlerError> {
+        let router = match request_uri::sanitize(&mut event.payload) {
+            Ok(()) => self.router.clone(),
             Err(refusal) => {
                 tracing::warn!(%refusal, "request refused: its URL cannot be made a URI");
-                Adapter::from(ApiHandler::new(refusal_router(refusal))).call(event)
+                refusal_router(refusal)
             }
-        }
+        };
+        // tower's own combinators, in place of a hand-written `Service` (measured: no cost).
+        let service = router.map_request(router_request).and_then(buffered);
+        Adapter::from(service).call(event)
     }
 }
 
@@ -300,35 +282,16 @@ fn refusal_router(refusal: Refusal) -> Router {
         .layer(axum::middleware::from_fn(correlation::correlate))
 }
 
-impl Service<Request> for ApiHandler {
-    type Response = axum::response::Response;
-    type Error = HandlerError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, HandlerError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), HandlerError>> {
-        // An axum Router is always ready.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let request = router_request(request);
-        let response = Service::call(&mut self.router, request);
-        Box::pin(async move {
-            let response = response.await.unwrap_or_else(|never| match never {});
-            // Buffered here, so a body error is reported as a Diagnostic instead of the panic
-            // `lambda_http` would raise while converting it.
-            let (parts, body) = response.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| HandlerError::ResponseBody(e.to_string()))?
-                .to_bytes();
-            Ok(axum::response::Response::from_parts(
-                parts,
-                AxumBody::from(bytes),
-            ))
-        })
-    }
+/// The response with its body read, so a body error is reported as a [`Diagnostic`] instead of
+/// the panic `lambda_http` would raise while converting it.
+async fn buffered(response: Response) -> Result<Response, HandlerError> {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| HandlerError::ResponseBody(e.to_string()))?
+        .to_bytes();
+    Ok(Response::from_parts(parts, AxumBody::from(bytes)))
 }
 
 /// The request as the router expects it: stage-free path, correlation id, axum body. The

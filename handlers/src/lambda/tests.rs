@@ -884,18 +884,7 @@ impl Tap for Value {
 
 // --- configuration, logging, errors -------------------------------------------------------
 
-fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |name| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-}
+use orders_lambda::env_of as vars;
 
 const TABLES: [(&str, &str); 3] = [
     ("EVENTS_TABLE", "ev"),

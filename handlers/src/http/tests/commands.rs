@@ -7,7 +7,7 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::{Mode, SECRET_DETAIL, TestApi, create_body, request};
-use crate::http::Surface;
+use crate::http::Api;
 
 #[tokio::test]
 async fn create_answers_201_with_location_etag_and_the_order() {
@@ -222,7 +222,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_as_problems() {
 
 #[tokio::test]
 async fn each_lambda_router_serves_only_its_half() {
-    let commands = TestApi::with_surface(Surface::Commands);
+    let commands = TestApi::serving(Api::Commands);
     let id = commands.create().await;
     commands
         .get(&format!("/orders/{id}/events"))
@@ -234,7 +234,7 @@ async fn each_lambda_router_serves_only_its_half() {
         .await
         .assert_problem(405);
 
-    let queries = TestApi::with_surface(Surface::Queries);
+    let queries = TestApi::serving(Api::Queries);
     queries
         .post("/orders", create_body("c"), &[])
         .await

@@ -34,7 +34,7 @@ use tempfile::TempDir;
 use tower::ServiceExt;
 
 use crate::app::{Clock, Stores, SystemClock};
-use crate::http::{ApiConfig, Surface, router};
+use crate::http::{Api, ApiConfig, router};
 
 /// A clock the test moves by hand, starting at the real time. The stores judge idempotency
 /// expiry by it too: the command passes its `now` down.
@@ -268,11 +268,11 @@ impl TestApi {
 
     /// On SQLite, through the `FlakyStore` wrapper.
     pub fn sqlite() -> Self {
-        Self::with_surface(Surface::All)
+        Self::serving(Api::Both)
     }
 
-    /// On SQLite, through the `FlakyStore` wrapper, serving `surface`.
-    pub fn with_surface(surface: Surface) -> Self {
+    /// On SQLite, through the `FlakyStore` wrapper, serving `api`.
+    pub fn serving(api: Api) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
         let flaky = Arc::new(FlakyStore {
@@ -286,7 +286,7 @@ impl TestApi {
         };
         let clock = Arc::new(TestClock::new());
         Self {
-            router: router(stores, test_config(), clock.clone(), surface),
+            router: router(stores, test_config(), clock.clone(), api),
             store: Arc::new(store.clone()),
             clock,
             backend: Backend::Sqlite {
@@ -317,7 +317,7 @@ impl TestApi {
                 Stores::shared(store.clone()),
                 test_config(),
                 clock.clone(),
-                Surface::All,
+                Api::Both,
             ),
             store: Arc::new(store.clone()),
             clock,

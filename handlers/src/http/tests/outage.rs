@@ -12,7 +12,7 @@ use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
 
 use super::{TestResponse, create_body, send, test_config};
 use crate::app::{Stores, SystemClock};
-use crate::http::{Surface, router};
+use crate::http::{Api, router};
 
 /// A loopback URL on which nothing listens: a port the OS handed out, then closed.
 fn closed_endpoint() -> String {
@@ -46,7 +46,7 @@ async fn a_stopped_dynamodb_endpoint_is_503_with_retry_after_within_seconds() {
         Stores::shared(store),
         test_config(),
         std::sync::Arc::new(SystemClock),
-        Surface::All,
+        Api::Both,
     );
 
     let create = send(
