@@ -1,13 +1,32 @@
-//! Items and their attributes: building `S` and `N` values, reading them back out of stored
-//! items (an absent or mistyped attribute is corrupt data).
+//! Items and their attributes: reading one item by its key, building `S` and `N` values,
+//! reading them back out of stored items (an absent or mistyped attribute is corrupt data).
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::error::sdk_error;
 use crate::StoreError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// The item of `table` at `key`, if any: one strongly consistent `GetItem`.
+pub(super) async fn consistent_get(
+    client: &Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| sdk_error("GetItem", err))?;
+    Ok(output.item)
+}
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())

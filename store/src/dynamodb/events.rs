@@ -25,14 +25,13 @@
 //! condition hold, so the caller learns of the conflict at once instead of after the retries.
 //! Throttling of the call as a whole is retried by the SDK (see [`crate::aws`]).
 
-
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, ConditionCheck, Put, TransactWriteItem};
 use orders_domain::{OrderId, Timestamp};
 
 use super::DynamoTables;
-use super::attributes::{Item, get_n, get_s, n, s};
+use super::attributes::{Item, consistent_get, get_n, get_s, n, s};
 use super::error::{
     CONTENDED_RETRY_AFTER, THROTTLED_RETRY_AFTER, internal, is_throttling, sdk_error,
 };
@@ -362,15 +361,8 @@ pub(super) async fn idempotency_record(
     key: &IdempotencyKey,
     now: Timestamp,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
-    let output = client
-        .get_item()
-        .table_name(table)
-        .key("idempotencyKey", s(key.as_str()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|err| sdk_error("GetItem", err))?;
-    let Some(item) = output.item else {
+    let item_key = Item::from([("idempotencyKey".to_owned(), s(key.as_str()))]);
+    let Some(item) = consistent_get(client, table, item_key).await? else {
         return Ok(None);
     };
     let what = "idempotency item";

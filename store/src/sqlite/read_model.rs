@@ -13,7 +13,7 @@
 //! replaces it.
 
 use orders_domain::{CustomerId, OrderId, OrderStatus, Timestamp};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use serde_json::json;
 
 use super::error::{SqlResultExt, from_sql_int, to_sql_int};
@@ -199,39 +199,32 @@ pub(super) fn put(
     let order_id = view.order_id.to_string();
     let version = to_sql_int(view.version, "view version")?;
     let order = &view.order;
-    let changed = match expected_version {
-        None => conn
-            .prepare_cached(&sql.insert_if_absent)
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    order_id,
-                    order.customer_id.as_str(),
-                    order.status.as_str(),
-                    order.created_at.millis(),
-                    order.updated_at.millis(),
-                    version,
-                    json,
-                ])
-            })
-            .db()?,
+    let (customer_id, status) = (order.customer_id.as_str(), order.status.as_str());
+    let (created_at, updated_at) = (order.created_at.millis(), order.updated_at.millis());
+    // Both statements take the row as ?1..?7; the update also takes the expected version, ?8.
+    let mut values: Vec<&dyn ToSql> = vec![
+        &order_id,
+        &customer_id,
+        &status,
+        &created_at,
+        &updated_at,
+        &version,
+        &json,
+    ];
+    let expected = expected_version
+        .map(|expected| to_sql_int(expected, "expected view version"))
+        .transpose()?;
+    let statement = match &expected {
+        None => &sql.insert_if_absent,
         Some(expected) => {
-            let expected = to_sql_int(expected, "expected view version")?;
-            conn.prepare_cached(&sql.update_at_version)
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        order_id,
-                        order.customer_id.as_str(),
-                        order.status.as_str(),
-                        order.created_at.millis(),
-                        order.updated_at.millis(),
-                        version,
-                        json,
-                        expected,
-                    ])
-                })
-                .db()?
+            values.push(expected);
+            &sql.update_at_version
         }
     };
+    let changed = conn
+        .prepare_cached(statement)
+        .and_then(|mut stmt| stmt.execute(values.as_slice()))
+        .db()?;
     Ok(if changed == 1 {
         PutOutcome::Written
     } else {
