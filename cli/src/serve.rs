@@ -9,13 +9,15 @@
 //! send (`orders_projections::poller`). The publisher sends to EventBridge with
 //! `--event-bus NAME`, else to the same local bus file and feed as on SQLite.
 
+mod cursor_key;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use orders_handlers::lambda::check_cursor_key;
-use orders_handlers::{ApiConfig, Stores, api_router};
+use axum::Router;
+use orders_handlers::{Api, ApiConfig, Stores, api_router};
 use orders_projections::eventbridge::EventBridgeBus;
 use orders_projections::poller::{PollerConfig, StreamHandler, StreamPoller, StreamSource};
 use orders_projections::{
@@ -24,12 +26,12 @@ use orders_projections::{
 };
 use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::sqlite::{SqliteOptions, SqliteStore};
-use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::store_args::{Backend, StoreArgs};
+use cursor_key::{CursorKey, CursorKeyParser, load_or_create_cursor_key};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -69,134 +71,132 @@ pub struct ServeArgs {
     cursor_key: Option<CursorKey>,
 }
 
-/// A `--cursor-key` that passed the Lambdas' rule ([`check_cursor_key`]).
-#[derive(Clone)]
-struct CursorKey(Vec<u8>);
-
-/// Refuses a weak `--cursor-key` while the arguments are parsed, so the process exits (2, as
-/// for any bad argument) before it opens or creates anything. Hand-written rather than a
-/// closure because clap's own "invalid value" message would print the secret.
-#[derive(Clone)]
-struct CursorKeyParser;
-
-impl clap::builder::TypedValueParser for CursorKeyParser {
-    type Value = CursorKey;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<CursorKey, clap::Error> {
-        let key = value.as_encoded_bytes();
-        check_cursor_key(key).map_err(|weak| {
-            clap::Error::raw(
-                clap::error::ErrorKind::ValueValidation,
-                format!(
-                    "--cursor-key (ORDERS_CURSOR_KEY) is {weak}. Give a random secret, e.g. \
-                     `openssl rand -hex 32`, or none to have one kept in cursor.key\n"
-                ),
-            )
-            .with_cmd(cmd)
-        })?;
-        Ok(CursorKey(key.to_vec()))
-    }
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = args
-        .store
-        .db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let cursor_key = match args.cursor_key {
-        Some(CursorKey(key)) => key,
+    let data_dir = data_dir(&args.store.db)?;
+    let cursor_key = match &args.cursor_key {
+        Some(CursorKey(key)) => key.clone(),
         None => load_or_create_cursor_key(&data_dir.join("cursor.key"))?,
     };
     let config = ApiConfig {
-        source: "orders.api".to_owned(),
+        source: Api::Both.source().to_owned(),
         cursor_key,
     };
+    let (stop, stopped) = watch::channel(false);
+    let (app, consumers) = match args.store.backend {
+        Backend::Sqlite => on_sqlite(&args, &data_dir, config, stopped).await?,
+        Backend::Dynamodb => on_dynamodb(&args, &data_dir, config, &stopped).await?,
+    };
+    serve(args.addr, app, consumers, stop).await
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (app, local) = match args.store.backend {
-        Backend::Sqlite => {
-            let db = &args.store.db;
-            let options = SqliteOptions {
-                read_model_table: args.store.live_table(),
-                sync: args.store.sync.into(),
-                ..SqliteOptions::default()
-            };
-            let store = SqliteStore::open_with(db, options)
-                .with_context(|| format!("cannot open the database {}", db.display()))?;
-            let bus_file = args.bus_file.unwrap_or_else(|| data_dir.join("bus.jsonl"));
-            let local = LocalRuntime::start(&store, &bus_file, args.event_source, stop_rx).await?;
-            tracing::info!(db = %db.display(), read_model = %store.read_model_table(), bus_file = %bus_file.display(), "embedded store opened");
-            let app = api_router(stores_of(store), config).merge(local.bus_router());
-            (app, Some(Consumers::Feed(local)))
+/// The directory of `--db`, created if missing: the cursor key and the bus file go there too.
+fn data_dir(db: &Path) -> anyhow::Result<PathBuf> {
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(dir.to_owned())
+}
+
+/// `--bus-file`, else `bus.jsonl` in the data directory.
+fn bus_file(args: &ServeArgs, data_dir: &Path) -> PathBuf {
+    args.bus_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("bus.jsonl"))
+}
+
+/// The embedded SQLite file; the projector and the publisher tail its change feed, the
+/// publisher into the local bus.
+async fn on_sqlite(
+    args: &ServeArgs,
+    data_dir: &Path,
+    config: ApiConfig,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(Router, Consumers)> {
+    let db = &args.store.db;
+    let options = SqliteOptions {
+        read_model_table: args.store.live_table(),
+        sync: args.store.sync.into(),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(db, options)
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let bus_file = bus_file(args, data_dir);
+    let local = LocalRuntime::start(&store, &bus_file, args.event_source.clone(), stopped).await?;
+    tracing::info!(db = %db.display(), read_model = %store.read_model_table(), bus_file = %bus_file.display(), "embedded store opened");
+    let app = api_router(Stores::shared(store), config).merge(local.bus_router());
+    Ok((app, Consumers::Feed(local)))
+}
+
+/// The DynamoDB tables; a stream poller per consumer, the publisher into EventBridge with
+/// `--event-bus`, else into the local bus.
+async fn on_dynamodb(
+    args: &ServeArgs,
+    data_dir: &Path,
+    config: ApiConfig,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<(Router, Consumers)> {
+    let tables = args.store.dynamo_tables();
+    let endpoint = args.store.endpoint_url.as_deref();
+    let store = DynamoStore::new(dynamodb::client(endpoint).await, tables.clone());
+    let (bus, local_bus): (Arc<dyn Bus>, Option<LocalBus>) = match &args.event_bus {
+        Some(_) => {
+            let bus = EventBridgeBus::connect(args.eventbridge_endpoint_url.as_deref()).await;
+            (Arc::new(bus), None)
         }
-        Backend::Dynamodb => {
-            let tables = args.store.dynamo_tables();
-            let endpoint = args.store.endpoint_url.as_deref();
-            let store = DynamoStore::new(dynamodb::client(endpoint).await, tables.clone());
-            let (bus, local_bus): (Arc<dyn Bus>, Option<LocalBus>) = match &args.event_bus {
-                Some(_) => {
-                    let bus =
-                        EventBridgeBus::connect(args.eventbridge_endpoint_url.as_deref()).await;
-                    (Arc::new(bus), None)
-                }
-                None => {
-                    let bus_file = args.bus_file.unwrap_or_else(|| data_dir.join("bus.jsonl"));
-                    let bus = LocalBus::open(&bus_file).await.with_context(|| {
-                        format!("cannot open the bus file {}", bus_file.display())
-                    })?;
-                    (Arc::new(bus.clone()), Some(bus))
-                }
-            };
-            let source = StreamSource::connect(endpoint, tables.events.clone()).await;
-            source
-                .stream_arn()
+        None => {
+            let bus_file = bus_file(args, data_dir);
+            let bus = LocalBus::open(&bus_file)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .context("cannot read the events table's stream")?;
-            let consumers = spawn_stream_pollers(
-                source,
-                &store,
-                bus,
-                PublisherConfig {
-                    source: args.event_source,
-                    event_bus_name: args.event_bus.clone(),
-                    ..PublisherConfig::default()
-                },
-                args.stream_batch_size,
-                &stop_rx,
-            );
-            tracing::info!(?tables, endpoint = ?args.store.endpoint_url, event_bus = ?args.event_bus, "using DynamoDB; polling the events stream");
-            let mut app = api_router(stores_of(store), config);
-            if let Some(bus) = &local_bus {
-                app = app.merge(orders_projections::router(bus.clone()));
-            }
-            (
-                app,
-                Some(Consumers::Stream {
-                    consumers,
-                    local_bus,
-                }),
-            )
+                .with_context(|| format!("cannot open the bus file {}", bus_file.display()))?;
+            (Arc::new(bus.clone()), Some(bus))
         }
     };
-
-    let listener = TcpListener::bind(args.addr)
+    let source = StreamSource::connect(endpoint, tables.events.clone()).await;
+    source
+        .stream_arn()
         .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("cannot read the events table's stream")?;
+    let publisher = PublisherConfig {
+        source: args.event_source.clone(),
+        event_bus_name: args.event_bus.clone(),
+        ..PublisherConfig::default()
+    };
+    let pollers = spawn_stream_pollers(
+        source,
+        &store,
+        bus,
+        publisher,
+        args.stream_batch_size,
+        stopped,
+    );
+    tracing::info!(?tables, endpoint = ?args.store.endpoint_url, event_bus = ?args.event_bus, "using DynamoDB; polling the events stream");
+    let mut app = api_router(Stores::shared(store), config);
+    if let Some(bus) = &local_bus {
+        app = app.merge(orders_projections::router(bus.clone()));
+    }
+    Ok((app, Consumers::Stream { pollers, local_bus }))
+}
+
+/// Serves `app` on `addr` until a shutdown signal; then drains the HTTP server and stops the
+/// consumers.
+async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    consumers: Consumers,
+    stop: watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     // The one line meant for a person (and for scripts that start us on port 0).
     println!("orders listening on http://{addr}");
 
-    let bus = local.as_ref().and_then(Consumers::local_bus);
+    let bus = consumers.local_bus();
     let draining = async move {
         crate::signal::shutdown_requested().await;
         tracing::info!("shutdown requested: finishing in-flight requests");
@@ -210,11 +210,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(draining)
         .await
         .context("the HTTP server failed")?;
-    if let Some(local) = local {
-        tracing::info!("HTTP server drained; stopping the projector and the publisher");
-        let _ = stop_tx.send(true);
-        local.stop().await;
-    }
+    tracing::info!("HTTP server drained; stopping the projector and the publisher");
+    let _ = stop.send(true);
+    consumers.stop().await;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -225,7 +223,7 @@ enum Consumers {
     Feed(LocalRuntime),
     /// On DynamoDB: one stream poller per consumer; the local bus unless `--event-bus`.
     Stream {
-        consumers: Vec<JoinHandle<()>>,
+        pollers: Vec<JoinHandle<()>>,
         local_bus: Option<LocalBus>,
     },
 }
@@ -242,9 +240,9 @@ impl Consumers {
     async fn stop(self) {
         match self {
             Consumers::Feed(local) => local.stop().await,
-            Consumers::Stream { consumers, .. } => {
-                for consumer in consumers {
-                    if let Err(error) = consumer.await {
+            Consumers::Stream { pollers, .. } => {
+                for poller in pollers {
+                    if let Err(error) = poller.await {
                         tracing::error!(%error, "a stream poller failed");
                     }
                 }
@@ -288,187 +286,4 @@ fn spawn_stream_pollers(
             })
         })
         .collect()
-}
-
-/// One store behind all three ports.
-fn stores_of<S>(store: S) -> Stores
-where
-    S: EventStore + IdempotencyStore + ReadModelStore + Clone + 'static,
-{
-    Stores {
-        events: Arc::new(store.clone()),
-        idempotency: Arc::new(store.clone()),
-        read_model: Arc::new(store),
-    }
-}
-
-/// The cursor key kept at `path`, made on first use: 32 random bytes, readable by the owner
-/// only. A key file others can read is tightened to 0600 with a warning (whoever holds the key
-/// can forge cursors); one shorter than the rule allows is an error, not silently replaced,
-/// because replacing it would invalidate every cursor already handed out.
-fn load_or_create_cursor_key(path: &Path) -> anyhow::Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(key) => {
-            restrict_to_owner(path)?;
-            check_cursor_key(&key).map_err(|weak| {
-                anyhow::anyhow!(
-                    "the cursor key {} is {weak}: delete the file to have a new one made, or \
-                     give --cursor-key",
-                    path.display()
-                )
-            })?;
-            Ok(key)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => create_cursor_key(path),
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot read the cursor key {}", path.display()))
-        }
-    }
-}
-
-/// Writes a new key to a private temporary file, then links it into place: the key file is
-/// never visible with wider permissions or half written, and if another process made one
-/// meanwhile, that one wins and is used.
-fn create_cursor_key(path: &Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Write;
-
-    let key: [u8; 32] = rand::random();
-    let temporary = path.with_extension(format!("key.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = private_file_options().open(&temporary)?;
-        file.write_all(&key)?;
-        file.sync_all()
-    })();
-    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
-    let _ = std::fs::remove_file(&temporary);
-    match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "made a new cursor key");
-            Ok(key.to_vec())
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            load_or_create_cursor_key(path)
-        }
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot write the cursor key {}", path.display()))
-        }
-    }
-}
-
-/// `create_new`, and on Unix mode 0600 from the moment the file exists.
-fn private_file_options() -> std::fs::OpenOptions {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-}
-
-#[cfg(unix)]
-fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-
-    let mode = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the permissions of {}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        tracing::warn!(
-            path = %path.display(),
-            mode = format_args!("{:o}", mode & 0o777),
-            "the cursor key was readable by others: setting it to 0600"
-        );
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot make {} private (chmod 600)", path.display()))?;
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn restrict_to_owner(_path: &Path) -> anyhow::Result<()> {
-    Ok(())
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use clap::Parser;
-    use clap::error::ErrorKind;
-    use orders_handlers::lambda::MIN_CURSOR_KEY_LEN;
-
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).map(|c| c.serve)
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-    }
-
-    #[test]
-    fn a_short_or_empty_cursor_key_is_a_usage_error_that_does_not_echo_it() {
-        let too_short = "k".repeat(MIN_CURSOR_KEY_LEN - 1);
-        for key in ["", "short-secret", too_short.as_str()] {
-            let Err(error) = parse(&["--cursor-key", key]) else {
-                panic!("a {}-byte key was accepted", key.len());
-            };
-            assert_eq!(error.kind(), ErrorKind::ValueValidation);
-            assert_eq!(error.exit_code(), 2);
-            let message = error.to_string();
-            for named in ["--cursor-key", "ORDERS_CURSOR_KEY", "at least 32 bytes"] {
-                assert!(message.contains(named), "{named} in {message}");
-            }
-            assert!(
-                key.is_empty() || !message.contains(key),
-                "the secret is echoed: {message}"
-            );
-        }
-
-        let strong = "k".repeat(MIN_CURSOR_KEY_LEN);
-        let args = parse(&["--cursor-key", &strong]).unwrap();
-        assert_eq!(args.cursor_key.unwrap().0, strong.as_bytes());
-    }
-
-    #[test]
-    fn a_new_key_file_is_private_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cursor.key");
-        let key = load_or_create_cursor_key(&path).unwrap();
-        assert_eq!(key.len(), 32);
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(load_or_create_cursor_key(&path).unwrap(), key);
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "no temporary file left behind: {left:?}");
-    }
-
-    #[test]
-    fn a_key_file_others_can_read_is_made_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cursor.key");
-        let key = [7u8; 40];
-        std::fs::write(&path, key).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(load_or_create_cursor_key(&path).unwrap(), key);
-        assert_eq!(mode(&path), 0o600);
-    }
-
-    #[test]
-    fn a_short_key_file_is_an_error_and_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cursor.key");
-        std::fs::write(&path, b"short").unwrap();
-        let message = format!("{:#}", load_or_create_cursor_key(&path).unwrap_err());
-        assert!(message.contains(&path.display().to_string()), "{message}");
-        assert!(message.contains("5 bytes long"), "{message}");
-        assert!(message.contains("at least 32 bytes"), "{message}");
-        assert_eq!(std::fs::read(&path).unwrap(), b"short");
-    }
 }
