@@ -14,8 +14,3 @@ pub mod lambda;
 
 pub use app::{AppError, Clock, CommandService, QueryService, Stores, SystemClock};
 pub use http::{Api, ApiConfig, ApiError, api_router, command_router, query_router, router};
-
-/// The fuzz properties' runner, shared with the other crate's (one file: testkit/fuzz.rs).
-#[cfg(test)]
-#[path = "../../testkit/fuzz.rs"]
-mod fuzz_runner;

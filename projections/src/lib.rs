@@ -43,8 +43,3 @@ pub use publisher::{
     Bus, BusEntry, BusError, EntryResult, FailedEvent, PublishError, Publisher, PublisherConfig,
     RetryPolicy,
 };
-
-/// The fuzz properties' runner, shared with the other crate's (one file: testkit/fuzz.rs).
-#[cfg(test)]
-#[path = "../../testkit/fuzz.rs"]
-mod fuzz_runner;

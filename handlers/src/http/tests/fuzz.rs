@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use orders_domain::OrderId;
 use proptest::prelude::*;
 
-use crate::fuzz_runner::run_fuzz;
+use orders_testkit::fuzz::run_fuzz;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 

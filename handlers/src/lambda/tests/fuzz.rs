@@ -18,8 +18,10 @@ use orders_store::ChangeFeed;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::{Call, Functions, create_body, invoke};
-use crate::fuzz_runner::run_fuzz;
+use super::{Functions, invoke};
+use orders_testkit::apigw::Call;
+use orders_testkit::fixtures::create_body;
+use orders_testkit::fuzz::run_fuzz;
 
 impl Functions {
     async fn event_count(&self) -> usize {

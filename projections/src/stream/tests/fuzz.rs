@@ -15,7 +15,7 @@ use orders_domain::{EventData, OrderId};
 use orders_store::StoredEvent;
 use proptest::prelude::*;
 
-use crate::fuzz_runner::run_fuzz;
+use orders_testkit::fuzz::run_fuzz;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
 

@@ -1,6 +1,5 @@
 //! The runner of the fuzz properties (`handlers/src/http/tests/fuzz.rs`,
-//! `handlers/src/lambda/tests/fuzz.rs`, `projections/src/stream/tests/fuzz.rs`), one copy for
-//! both crates: each includes this file as a test-only module (`#[path]` in its `lib.rs`).
+//! `handlers/src/lambda/tests/fuzz.rs`, `projections/src/stream/tests/fuzz.rs`).
 //!
 //! Each property runs a bounded number of cases in the test suite; `PROPTEST_CASES` raises it
 //! for `scripts/fuzz.sh`, which reads the `fuzz <target>: N cases, F failures` line each
