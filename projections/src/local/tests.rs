@@ -3,21 +3,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use orders_store::CheckpointStore;
 use orders_store::sqlite::SqliteStore;
-use orders_store::{ChangeFeed, CheckpointStore};
 use tower::ServiceExt;
 
 use super::*;
 use crate::test_support::*;
-
-async fn head(store: &SqliteStore) -> u64 {
-    store
-        .read_after(0, usize::MAX)
-        .await
-        .unwrap()
-        .last()
-        .map_or(0, |e| e.position)
-}
 
 async fn bus_lines(bus: &LocalBus) -> Vec<serde_json::Value> {
     tokio::fs::read_to_string(bus.path())
@@ -57,12 +48,12 @@ async fn the_local_consumers_project_and_publish_everything_once_across_restarts
     }
     stop.send(true).unwrap();
     for handle in handles {
-        assert_eq!(handle.await.unwrap(), head(&store).await);
+        assert_eq!(handle.await.unwrap(), feed_head(&store).await);
     }
     for name in [PROJECTOR_CONSUMER, PUBLISHER_CONSUMER] {
         assert_eq!(
             store.load_checkpoint(name).await.unwrap(),
-            head(&store).await
+            feed_head(&store).await
         );
     }
 
@@ -88,7 +79,7 @@ async fn the_local_consumers_project_and_publish_everything_once_across_restarts
     for name in [PROJECTOR_CONSUMER, PUBLISHER_CONSUMER] {
         assert_eq!(
             store.load_checkpoint(name).await.unwrap(),
-            head(&store).await
+            feed_head(&store).await
         );
     }
     let lines = bus_lines(&bus).await;

@@ -203,8 +203,7 @@ impl Bus for RejectingBus {
         Ok(entries
             .iter()
             .map(|entry| {
-                let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
-                let id: Uuid = detail["eventId"].as_str().unwrap().parse().unwrap();
+                let id = entry_event_id(entry);
                 self.sent.lock().unwrap().push(id);
                 if self.failing.contains(&id) {
                     EntryResult::Failed {
