@@ -2,7 +2,8 @@
 //!
 //! `fixtures/` holds two of `aws_lambda_events`' sample events, unchanged: an HTTP API
 //! (payload v2) request and a REST API (payload v1) request on stage `testStage`. Each test
-//! takes one, puts our method, path, query, headers and body in it, and runs it through exactly
+//! takes one ([`Call`], from the test kit), puts our method, path, query, headers and body in
+//! it, and runs it through exactly
 //! what [`run`] runs ([`ApiHandler::handle`]: the URL guard, then `lambda_http::Adapter` over
 //! [`ApiHandler`]), from the event JSON to the response JSON API Gateway receives. The backend
 //! is a real `SqliteStore` on a temporary file: the router is the one the Lambdas serve, only
@@ -17,15 +18,16 @@ use base64::engine::general_purpose::STANDARD;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Context, LambdaEvent};
 use orders_store::sqlite::SqliteStore;
+use orders_testkit::apigw::Call;
+use orders_testkit::fixtures::create_body;
+use orders_testkit::problem::assert_problem;
+use orders_testkit::stores;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
 use super::*;
 use crate::app::Stores;
 use crate::http::{command_router, query_router};
-
-const V2_FIXTURE: &str = include_str!("fixtures/apigw-v2-request.json");
-const V1_FIXTURE: &str = include_str!("fixtures/apigw-rest-request.json");
 
 /// Both functions' handlers over one store, as the two Lambdas share the tables. The store is
 /// kept so a test can count what was written.
@@ -38,8 +40,7 @@ struct Functions {
 
 impl Functions {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+        let (dir, store) = stores::sqlite();
         let config = |api: Api| {
             let vars = |name: &str| match name {
                 "CURSOR_KEY" => Some("k".repeat(MIN_CURSOR_KEY_LEN)),
@@ -81,25 +82,10 @@ impl Reply {
         }
     }
 
+    /// Asserts an RFC 9457 problem with this status, and returns its `errors[].field`s.
+    #[track_caller]
     fn assert_problem(&self, status: u16) -> Vec<String> {
-        assert_eq!(self.status, status, "{}", self.raw);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
-        assert_eq!(self.body["status"], status);
-        for member in ["type", "title", "detail"] {
-            assert!(self.body[member].is_string(), "{member} in {}", self.body);
-        }
-        self.body["errors"]
-            .as_array()
-            .map(|errors| {
-                errors
-                    .iter()
-                    .map(|e| e["field"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        assert_problem(self.status, self.header("content-type"), &self.body, status)
     }
 
     fn order_id(&self) -> String {
@@ -172,164 +158,6 @@ async fn invoke(handler: &ApiHandler, event: Value) -> Reply {
     }
 }
 
-/// One request, put into either fixture.
-struct Call<'a> {
-    method: &'a str,
-    path: &'a str,
-    /// Decoded `name=value` pairs.
-    query: &'a [(&'a str, &'a str)],
-    headers: &'a [(&'a str, &'a str)],
-    body: Option<String>,
-}
-
-impl<'a> Call<'a> {
-    fn new(method: &'a str, path: &'a str) -> Self {
-        Self {
-            method,
-            path,
-            query: &[],
-            headers: &[],
-            body: None,
-        }
-    }
-
-    fn json(mut self, body: &Value) -> Self {
-        self.body = Some(body.to_string());
-        self
-    }
-
-    fn headers(mut self, headers: &'a [(&'a str, &'a str)]) -> Self {
-        self.headers = headers;
-        self
-    }
-
-    fn query(mut self, query: &'a [(&'a str, &'a str)]) -> Self {
-        self.query = query;
-        self
-    }
-
-    /// `application/json` when there is a body and the call names no content type itself.
-    fn content_type(&self) -> Option<(&'a str, &'a str)> {
-        let named = self
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
-        (self.body.is_some() && !named).then_some(("content-type", "application/json"))
-    }
-
-    /// The HTTP API sample event, on the `$default` stage and route.
-    fn v2(&self) -> Value {
-        self.v2_on_stage("$default")
-    }
-
-    /// The HTTP API sample event on `stage`: a named stage is part of `rawPath`.
-    fn v2_on_stage(&self, stage: &str) -> Value {
-        let mut event: Value = serde_json::from_str(V2_FIXTURE).unwrap();
-        let raw_path = if stage == "$default" {
-            self.path.to_owned()
-        } else {
-            format!("/{stage}{}", self.path)
-        };
-        let raw_query = self
-            .query
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let mut headers = Map::new();
-        headers.insert(
-            "host".into(),
-            json!("id.execute-api.us-east-1.amazonaws.com"),
-        );
-        for (name, value) in self.headers.iter().copied().chain(self.content_type()) {
-            headers.insert(name.to_ascii_lowercase(), json!(value));
-        }
-        event["rawPath"] = json!(raw_path);
-        event["rawQueryString"] = json!(raw_query);
-        event["queryStringParameters"] = self.query_map();
-        event["headers"] = Value::Object(headers);
-        event["pathParameters"] = json!({});
-        event["requestContext"]["stage"] = json!(stage);
-        event["requestContext"]["requestId"] = json!("apigw-v2-request-id");
-        event["requestContext"]["http"]["method"] = json!(self.method);
-        event["requestContext"]["http"]["path"] = json!(raw_path);
-        event["body"] = self.body.as_ref().map_or(Value::Null, |b| json!(b));
-        event["isBase64Encoded"] = json!(false);
-        event
-    }
-
-    /// The REST API sample event (stage `testStage`, resource `/{proxy+}`).
-    fn v1(&self) -> Value {
-        let mut event: Value = serde_json::from_str(V1_FIXTURE).unwrap();
-        let stage = event["requestContext"]["stage"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let own: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .copied()
-            .chain(self.content_type())
-            .collect();
-        for field in ["headers", "multiValueHeaders"] {
-            let headers = event[field].as_object_mut().unwrap();
-            headers.retain(|name, _| {
-                !name.eq_ignore_ascii_case("content-type")
-                    && !own.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-            });
-            for (name, value) in &own {
-                let value = if field == "headers" {
-                    json!(value)
-                } else {
-                    json!([value])
-                };
-                headers.insert((*name).to_owned(), value);
-            }
-        }
-        event["httpMethod"] = json!(self.method);
-        event["path"] = json!(self.path);
-        event["pathParameters"] = json!({"proxy": self.path.trim_start_matches('/')});
-        if self.query.is_empty() {
-            event["queryStringParameters"] = Value::Null;
-            event["multiValueQueryStringParameters"] = Value::Null;
-        } else {
-            event["queryStringParameters"] = self.query_map();
-            event["multiValueQueryStringParameters"] = Value::Object(
-                self.query
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), json!([v])))
-                    .collect(),
-            );
-        }
-        event["requestContext"]["path"] = json!(format!("/{stage}{}", self.path));
-        event["requestContext"]["httpMethod"] = json!(self.method);
-        event["requestContext"]["requestId"] = json!("apigw-v1-request-id");
-        event["body"] = self.body.as_ref().map_or(Value::Null, |b| json!(b));
-        event["isBase64Encoded"] = json!(false);
-        event
-    }
-
-    fn query_map(&self) -> Value {
-        Value::Object(
-            self.query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), json!(v)))
-                .collect(),
-        )
-    }
-}
-
-fn create_body(customer: &str) -> Value {
-    json!({
-        "customerId": customer,
-        "currency": "EUR",
-        "items": [
-            {"sku": "SKU-1", "quantity": 2, "unitPrice": 1250},
-            {"sku": "SKU-2", "quantity": 1, "unitPrice": 999}
-        ]
-    })
-}
-
 /// Creates an order through the command function (v2) and returns its id.
 async fn create(functions: &Functions, customer: &str) -> String {
     let reply = invoke(
@@ -341,6 +169,18 @@ async fn create(functions: &Functions, customer: &str) -> String {
     .await;
     assert_eq!(reply.status, 201, "{}", reply.raw);
     reply.order_id()
+}
+
+/// Asserts a new order's 201: its `Location` is the order's path and its `ETag` version 1.
+#[track_caller]
+fn assert_created(reply: &Reply) {
+    assert_eq!(reply.status, 201, "{}", reply.raw);
+    let id = reply.order_id();
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/orders/{id}").as_str())
+    );
+    assert_eq!(reply.header("etag"), Some("\"1\""));
 }
 
 #[tokio::test]
@@ -355,13 +195,7 @@ async fn v2_create_answers_201_with_location_etag_and_the_order() {
     )
     .await;
 
-    assert_eq!(reply.status, 201, "{}", reply.raw);
-    let id = reply.order_id();
-    assert_eq!(
-        reply.header("location"),
-        Some(format!("/orders/{id}").as_str())
-    );
-    assert_eq!(reply.header("etag"), Some("\"1\""));
+    assert_created(&reply);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("x-correlation-id"), Some("corr-7"));
     assert_eq!(reply.header("idempotent-replayed"), None);
@@ -388,14 +222,8 @@ async fn v1_create_answers_the_same_through_the_rest_payload() {
             .v1(),
     )
     .await;
-    assert_eq!(reply.status, 201, "{}", reply.raw);
-    let id = reply.order_id();
     // The stage is not part of our URLs: the path is the one the router saw.
-    assert_eq!(
-        reply.header("location"),
-        Some(format!("/orders/{id}").as_str())
-    );
-    assert_eq!(reply.header("etag"), Some("\"1\""));
+    assert_created(&reply);
     assert_eq!(reply.body["customerId"], "customer-rest");
 }
 

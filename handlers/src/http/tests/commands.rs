@@ -575,13 +575,11 @@ async fn internal_failures_are_500_without_internal_details() {
 async fn the_public_router_merges_with_extra_routes_and_keeps_its_problem_fallbacks() {
     use axum::Router;
     use axum::routing::get;
-    use orders_store::sqlite::SqliteStore;
     use std::sync::Arc;
 
     use crate::{ApiConfig, Stores, api_router};
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+    let (_dir, store) = orders_testkit::stores::sqlite();
     let stores = Stores {
         events: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),

@@ -22,13 +22,15 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use orders_domain::{EventData, OrderEvent, OrderId, OrderState, Timestamp};
-use orders_store::dynamodb::{self, DynamoStore, DynamoTables, create_tables};
+use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::sqlite::SqliteStore;
 use orders_store::{
     AppendError, AppendRequest, ChangeFeed, EventMetadata, EventStore, IdempotencyKey,
     IdempotencyRecord, IdempotencyStore, ListQuery, OrderView, Page, PutOutcome, ReadModelStore,
     StoreError, StoredEvent, fold,
 };
+use orders_testkit::problem::assert_problem;
+use orders_testkit::stores;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -200,17 +202,6 @@ pub struct TestApi {
     backend: Backend,
 }
 
-const DYNAMODB_NOT_RUNNING: &str = "DynamoDB Local is not running: run ./scripts/test.sh, or \
-     start it with scripts/dynamodb-local.sh and export DYNAMODB_ENDPOINT=http://127.0.0.1:<port>";
-
-/// `DYNAMODB_ENDPOINT`; panics, with how to fix it, when unset.
-pub fn dynamodb_endpoint() -> String {
-    match std::env::var("DYNAMODB_ENDPOINT") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!("{DYNAMODB_NOT_RUNNING} (DYNAMODB_ENDPOINT is unset)"),
-    }
-}
-
 pub fn test_config() -> ApiConfig {
     ApiConfig {
         source: "orders.test".into(),
@@ -232,27 +223,12 @@ impl TestResponse {
     /// Asserts an RFC 9457 problem with this status, and returns its `errors[].field`s.
     #[track_caller]
     pub fn assert_problem(&self, status: u16) -> Vec<String> {
-        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(
+        assert_problem(
+            self.status.as_u16(),
             self.header("content-type"),
-            Some("application/problem+json")
-        );
-        assert_eq!(self.body["status"], status);
-        for member in ["type", "title", "detail"] {
-            assert!(self.body[member].is_string(), "{member} in {}", self.body);
-        }
-        self.body["errors"]
-            .as_array()
-            .map(|errors| {
-                errors
-                    .iter()
-                    .map(|e| {
-                        assert!(e["message"].is_string());
-                        e["field"].as_str().unwrap().to_owned()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+            &self.body,
+            status,
+        )
     }
 
     pub fn order_id(&self) -> OrderId {
@@ -273,8 +249,7 @@ impl TestApi {
 
     /// On SQLite, through the `FlakyStore` wrapper, serving `api`.
     pub fn serving(api: Api) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("orders.db")).unwrap();
+        let (dir, store) = stores::sqlite();
         let flaky = Arc::new(FlakyStore {
             inner: store.clone(),
             mode: AtomicU8::new(Mode::Healthy as u8),
@@ -300,16 +275,8 @@ impl TestApi {
     /// On DynamoDB Local at `DYNAMODB_ENDPOINT`, on three new uniquely named tables. Panics
     /// when the endpoint is unset or the tables cannot be created.
     pub async fn dynamodb() -> Self {
-        let client = dynamodb::client(Some(&dynamodb_endpoint())).await;
-        let suffix = uuid::Uuid::now_v7().simple();
-        let tables = DynamoTables {
-            events: format!("test-{suffix}-events"),
-            orders: format!("test-{suffix}-orders"),
-            idempotency: format!("test-{suffix}-idempotency"),
-        };
-        create_tables(&client, &tables).await.unwrap_or_else(|err| {
-            panic!("creating the test tables failed: {err}. {DYNAMODB_NOT_RUNNING}")
-        });
+        let client = dynamodb::client(Some(&stores::dynamodb_endpoint())).await;
+        let tables = stores::create_unique_tables(&client, "test").await;
         let store = DynamoStore::new(client, tables);
         let clock = Arc::new(TestClock::new());
         Self {
@@ -439,15 +406,12 @@ pub async fn send(router: Router, request: Request<Body>) -> TestResponse {
     }
 }
 
+/// The kit's create request with a total of 1300: two of `SKU-1` at 150, one of `SKU-2` at 1000.
 pub fn create_body(customer: &str) -> Value {
-    json!({
-        "customerId": customer,
-        "currency": "EUR",
-        "items": [
-            {"sku": "SKU-1", "quantity": 2, "unitPrice": 150},
-            {"sku": "SKU-2", "quantity": 1, "unitPrice": 1000}
-        ]
-    })
+    let mut body = orders_testkit::fixtures::create_body(customer);
+    body["items"][0]["unitPrice"] = json!(150);
+    body["items"][1]["unitPrice"] = json!(1000);
+    body
 }
 
 pub fn request(method: Method, path: &str) -> axum::http::request::Builder {
