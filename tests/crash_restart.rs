@@ -124,11 +124,7 @@ async fn crash_loop(backend: Backend) {
     load.wait_for_creates((KILLS + 1) * per_life, Duration::from_secs(30))
         .await;
     let tally = load.stop().await;
-    assert!(
-        tally.unexpected.is_empty(),
-        "answers other than 2xx or a well-formed 503: {:#?}",
-        tally.unexpected
-    );
+    tally.assert_nothing_unexpected();
 
     let store = setup.store(dir.path());
     let log = all_events(&*store).await;

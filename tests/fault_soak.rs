@@ -72,11 +72,7 @@ async fn a_dynamodb_outage_under_load_is_503s_then_service_resumes_and_nothing_i
     )
     .await;
     let tally = load.stop().await;
-    assert!(
-        tally.unexpected.is_empty(),
-        "answers other than 2xx or a well-formed 503: {:#?}",
-        tally.unexpected
-    );
+    tally.assert_nothing_unexpected();
     assert_eq!(
         tally.transport_errors, 0,
         "every request got a complete answer, even while DynamoDB was down"

@@ -45,15 +45,38 @@ async fn call(handler: &ApiHandler, event: Value) -> GatewayResponse {
     GatewayResponse::parse(&serde_json::to_value(&response).unwrap())
 }
 
-#[tokio::test]
-async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_the_bus() {
+/// Logs at INFO through the test writer, and a store on fresh DynamoDB Local tables named
+/// after `prefix`: returns the endpoint, the tables as the binaries' environment, and the store.
+async fn logged_store(prefix: &str) -> (String, Vec<(&'static str, String)>, DynamoStore) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_test_writer()
         .try_init();
     let endpoint = dynamodb_endpoint();
-    let (names, tables) = create_unique_tables(&endpoint, "stream-e2e").await;
-    let store = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables.clone());
+    let (names, tables) = create_unique_tables(&endpoint, prefix).await;
+    let store = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables);
+    (endpoint, names, store)
+}
+
+/// Runs `poller` with `handler` on a task of its own until `stopped` turns true.
+fn run_until_stopped(
+    poller: StreamPoller,
+    handler: Arc<dyn StreamHandler>,
+    mut stopped: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        poller
+            .run(handler, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+            .expect("the poller runs")
+    })
+}
+
+#[tokio::test]
+async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_the_bus() {
+    let (endpoint, names, store) = logged_store("stream-e2e").await;
     let vars = |name: &str| match name {
         "CURSOR_KEY" => Some(CURSOR_KEY.to_owned()),
         _ => names
@@ -81,7 +104,7 @@ async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_th
             bus.publisher_config(),
         )),
     ];
-    let source = StreamSource::connect(Some(&endpoint), tables.events.clone()).await;
+    let source = StreamSource::connect(Some(&endpoint), store.tables().events.clone()).await;
     let pollers: Vec<_> = handlers
         .into_iter()
         .enumerate()
@@ -90,15 +113,7 @@ async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_th
             config.batch_size = 7;
             config.idle_wait = Duration::from_millis(50);
             let poller = StreamPoller::new(source.clone(), config);
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                poller
-                    .run(handler, async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-                    .expect("the poller runs")
-            })
+            run_until_stopped(poller, handler, stopped.clone())
         })
         .collect();
 
@@ -299,7 +314,7 @@ impl Bus for FaultLayer {
 async fn the_publisher_resends_only_failed_entries_and_every_event_arrives() {
     let bus = BusWithQueue::create("publisher-faults").await;
     let events: Vec<StoredEvent> = (0..25)
-        .map(|i| event(new_order_id(), 1, created(&format!("faults-{i}"))))
+        .map(|i| event(new_order_id(), 1, created_by(&format!("faults-{i}"))))
         .collect();
     let refs: Vec<&StoredEvent> = events.iter().collect();
     let layer = |failures: HashMap<Uuid, u32>| async move {
@@ -352,7 +367,7 @@ async fn the_publisher_resends_only_failed_entries_and_every_event_arrives() {
 
     // No fault: every event exactly once.
     let fresh: Vec<StoredEvent> = (0..25)
-        .map(|i| event(new_order_id(), 1, created(&format!("clean-{i}"))))
+        .map(|i| event(new_order_id(), 1, created_by(&format!("clean-{i}"))))
         .collect();
     let publisher = Publisher::new(layer(HashMap::new()).await, bus.publisher_config());
     let response = publish(&publisher, &batch(&fresh.iter().collect::<Vec<_>>(), 300))
@@ -464,13 +479,7 @@ fn assert_version_order(journal: &[BusStep], events: &HashMap<Uuid, (OrderId, u6
 
 #[tokio::test]
 async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_despite_faults() {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_test_writer()
-        .try_init();
-    let endpoint = dynamodb_endpoint();
-    let (_, tables) = create_unique_tables(&endpoint, "stream-order").await;
-    let store = DynamoStore::new(dynamodb::client(Some(&endpoint)).await, tables.clone());
+    let (endpoint, _, store) = logged_store("stream-order").await;
     let bus = BusWithQueue::create("stream-order").await;
 
     // Three orders of three events, appended version by version across the orders, before
@@ -511,8 +520,8 @@ async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_desp
         invocations: Mutex::default(),
     });
 
-    let (stop, mut stopped) = watch::channel(false);
-    let source = StreamSource::connect(Some(&endpoint), tables.events.clone()).await;
+    let (stop, stopped) = watch::channel(false);
+    let source = StreamSource::connect(Some(&endpoint), store.tables().events.clone()).await;
     let mut poller_config = PollerConfig::new("publisher");
     poller_config.idle_wait = Duration::from_millis(50);
     poller_config.retry = RetryPolicy {
@@ -521,17 +530,7 @@ async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_desp
         max_delay: Duration::from_millis(50),
     };
     let poller = StreamPoller::new(source, poller_config);
-    let running = {
-        let handler: Arc<dyn StreamHandler> = handler.clone();
-        tokio::spawn(async move {
-            poller
-                .run(handler, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-                .expect("the poller runs")
-        })
-    };
+    let running = run_until_stopped(poller, handler.clone(), stopped);
 
     // Every event reaches the queue behind the bus (SQS does not keep the order; the bus
     // calls below do).

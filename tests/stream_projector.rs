@@ -90,8 +90,8 @@ async fn an_unknown_event_type_advances_the_version() {
     let (store, projector) = setup().await;
     let id = new_order_id();
     let events = vec![
-        event(id, 1, created("gift-customer")),
-        raw_event(id, 2, "OrderGiftWrapped", json!({"paper": "gold"})),
+        event(id, 1, created_by("gift-customer")),
+        raw_event(id, 2, "OrderGiftWrapped", 1, json!({"paper": "gold"})),
         event(id, 3, EventData::OrderConfirmed),
     ];
     append(&store, &events).await;
@@ -118,8 +118,8 @@ async fn an_undecodable_record_mid_batch_is_reported_and_the_records_before_it_c
     let (store, projector) = setup().await;
     let (a, b, c) = (new_order_id(), new_order_id(), new_order_id());
     let a_events = lifecycle(a);
-    let b_created = event(b, 1, created("b"));
-    let c_created = event(c, 1, created("c"));
+    let b_created = event(b, 1, created_by("b"));
+    let c_created = event(c, 1, created_by("c"));
     append(&store, &a_events[..1]).await;
     append(&store, std::slice::from_ref(&b_created)).await;
     append(&store, std::slice::from_ref(&c_created)).await;
@@ -143,7 +143,7 @@ async fn an_undecodable_record_mid_batch_is_reported_and_the_records_before_it_c
 
     // A decodable envelope whose payload is not an OrderCreated fails at its own record too.
     let d = new_order_id();
-    let bad_payload = raw_event(d, 1, "OrderCreated", json!({"customerId": 7}));
+    let bad_payload = raw_event(d, 1, "OrderCreated", 1, json!({"customerId": 7}));
     append(&store, std::slice::from_ref(&bad_payload)).await;
     let response = project(&projector, &batch(&[&c_created, &bad_payload], 5100))
         .await

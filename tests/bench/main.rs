@@ -170,10 +170,9 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn load_benchmarks(args: &Args) -> Vec<Row> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path());
-    let base: Arc<str> = server.base.clone().into();
+/// What every create load shares: a client pooling `--connections`, the run's length, and
+/// the create body.
+fn load_setup(args: &Args) -> (reqwest::Client, Duration, Arc<Vec<u8>>) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(10))
@@ -181,6 +180,14 @@ async fn load_benchmarks(args: &Args) -> Vec<Row> {
         .unwrap();
     let duration = Duration::from_secs(args.seconds);
     let body = Arc::new(serde_json::to_vec(&new_order("bench-customer")).unwrap());
+    (client, duration, body)
+}
+
+async fn load_benchmarks(args: &Args) -> Vec<Row> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let base: Arc<str> = server.base.clone().into();
+    let (client, duration, body) = load_setup(args);
 
     // Phase 1: creates, with projection lag sampled alongside.
     let stop = Arc::new(AtomicBool::new(false));
@@ -338,13 +345,7 @@ async fn create_load(
 /// run on a fresh database. Prints every run, then the medians.
 async fn compare_sync(args: &Args, rounds: u32) {
     const MODES: [&str; 2] = ["normal", "full"];
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let duration = Duration::from_secs(args.seconds);
-    let body = Arc::new(serde_json::to_vec(&new_order("bench-customer")).unwrap());
+    let (client, duration, body) = load_setup(args);
     let mut runs: [Vec<(f64, Duration, Duration, u64)>; 2] = [Vec::new(), Vec::new()];
     println!("| round | --sync | creates/s | p50 | p99 | errors |\n|---|---|---|---|---|---|");
     for round in 0..rounds {

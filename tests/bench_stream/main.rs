@@ -28,7 +28,9 @@ use orders_projections::stream::{project, publish};
 use orders_projections::{Projector, Publisher, PublisherConfig};
 use orders_store::ReadModelStore;
 use orders_store::dynamodb::{self, DynamoStore};
-use orders_tests::streams::{batch, created, event, failed_sequence, moto_endpoint, new_order_id};
+use orders_tests::streams::{
+    batch, created_by, event, failed_sequence, moto_endpoint, new_order_id,
+};
 use orders_tests::{apigw_events, create_unique_tables, dynamodb_endpoint, new_order};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -64,7 +66,7 @@ async fn main() {
         let projector = Projector::new(shared.clone(), shared.clone());
         let mut projected = Vec::new();
         for (round, data) in [
-            created("bench-customer"),
+            created_by("bench-customer"),
             EventData::OrderConfirmed,
             EventData::OrderShipped,
         ]
@@ -116,7 +118,7 @@ async fn main() {
             .collect();
         let events: Vec<_> = (1..=per_order as u64)
             .flat_map(|version| orders.iter().map(move |id| (*id, version)))
-            .map(|(id, version)| event(id, version, created("bench-customer")))
+            .map(|(id, version)| event(id, version, created_by("bench-customer")))
             .collect();
         let delivery = batch(&events.iter().collect::<Vec<_>>(), 50_000 * (round + 1));
         let started = Instant::now();

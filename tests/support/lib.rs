@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The `orders` binary of this build (`ORDERS_BIN` overrides). `scripts/test.sh` builds it
 /// before the tests run.
@@ -144,14 +144,8 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// A valid create body.
-pub fn new_order(customer: &str) -> Value {
-    json!({
-        "customerId": customer,
-        "currency": "EUR",
-        "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": 1250}, {"sku": "SKU-2", "quantity": 1, "unitPrice": 999}]
-    })
-}
+/// A valid create body (the test kit's).
+pub use orders_testkit::fixtures::create_body as new_order;
 
 /// Retries `check` until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -207,28 +201,11 @@ pub async fn list_all(c: &reqwest::Client, server: &Server, query: &str) -> (Vec
     }
 }
 
-/// The DynamoDB Local endpoint the test command started. Missing means the emulator is not
-/// running, which fails the test: these tests never skip.
-pub fn dynamodb_endpoint() -> String {
-    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "DYNAMODB_ENDPOINT is not set: DynamoDB Local is not running. Run ./scripts/test.sh, \
-             which installs and starts it, or start it by hand (see the README's Development section)"
-        )
-    })
-}
+pub use orders_testkit::stores::dynamodb_endpoint;
 
 /// Table names unique to one test, as the `orders` binary reads them from the environment.
 pub fn unique_tables(prefix: &str) -> Vec<(&'static str, String)> {
-    let suffix = uuid::Uuid::now_v7().simple();
-    vec![
-        ("EVENTS_TABLE", format!("{prefix}-events-{suffix}")),
-        ("ORDERS_TABLE", format!("{prefix}-orders-{suffix}")),
-        (
-            "IDEMPOTENCY_TABLE",
-            format!("{prefix}-idempotency-{suffix}"),
-        ),
-    ]
+    table_env(orders_testkit::stores::unique_tables(prefix))
 }
 
 /// Creates fresh, uniquely named tables on `endpoint`. Returns them as the `orders` binaries
@@ -240,15 +217,16 @@ pub async fn create_unique_tables(
     Vec<(&'static str, String)>,
     orders_store::dynamodb::DynamoTables,
 ) {
-    let names = unique_tables(prefix);
-    let tables = orders_store::dynamodb::DynamoTables {
-        events: names[0].1.clone(),
-        orders: names[1].1.clone(),
-        idempotency: names[2].1.clone(),
-    };
     let client = orders_store::dynamodb::client(Some(endpoint)).await;
-    orders_store::dynamodb::create_tables(&client, &tables)
-        .await
-        .expect("create the tables on DynamoDB Local");
-    (names, tables)
+    let tables = orders_testkit::stores::create_unique_tables(&client, prefix).await;
+    (table_env(tables.clone()), tables)
+}
+
+/// The environment variables that name `tables` to the `orders` binaries.
+fn table_env(tables: orders_store::dynamodb::DynamoTables) -> Vec<(&'static str, String)> {
+    vec![
+        ("EVENTS_TABLE", tables.events),
+        ("ORDERS_TABLE", tables.orders),
+        ("IDEMPOTENCY_TABLE", tables.idempotency),
+    ]
 }

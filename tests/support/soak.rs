@@ -34,6 +34,18 @@ pub struct Tally {
     pub unexpected: Vec<String>,
 }
 
+impl Tally {
+    /// Asserts the clients got no answer the API must never give under these faults.
+    #[track_caller]
+    pub fn assert_nothing_unexpected(&self) {
+        assert!(
+            self.unexpected.is_empty(),
+            "answers other than 2xx or a well-formed 503: {:#?}",
+            self.unexpected
+        );
+    }
+}
+
 /// Writers that create orders (and confirm every other one) as fast as the server lets them,
 /// until stopped. [`Load::retarget`] points them at a restarted server.
 pub struct Load {
