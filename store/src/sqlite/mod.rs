@@ -176,8 +176,9 @@ impl SqliteStore {
         })
     }
 
-    /// The file this store was opened on.
-    pub fn path(&self) -> &Path {
+    /// The file this store was opened on (the tests reopen it; nothing else asks).
+    #[cfg(test)]
+    pub(super) fn path(&self) -> &Path {
         &self.inner.path
     }
 
