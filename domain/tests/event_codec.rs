@@ -63,11 +63,17 @@ fn an_older_schema_is_upcast_to_the_current_one() {
     );
 }
 
+/// What the current upcaster refuses this stored event with.
+#[track_caller]
+fn decode_error(event_type: &str, schema_version: u32, data: Value) -> DecodeError {
+    Upcaster::current()
+        .decode(event_type, schema_version, &data)
+        .unwrap_err()
+}
+
 #[test]
 fn an_older_schema_without_a_step_fails_clearly() {
-    let err = Upcaster::current()
-        .decode(ORDER_CREATED, 0, &json!({}))
-        .unwrap_err();
+    let err = decode_error(ORDER_CREATED, 0, json!({}));
     assert!(
         matches!(
             err,
@@ -82,9 +88,7 @@ fn an_older_schema_without_a_step_fails_clearly() {
 
 #[test]
 fn a_newer_schema_fails_rather_than_being_misread() {
-    let err = Upcaster::current()
-        .decode(ORDER_SHIPPED, 2, &json!({}))
-        .unwrap_err();
+    let err = decode_error(ORDER_SHIPPED, 2, json!({}));
     assert!(
         matches!(err, DecodeError::FutureSchema { current: 1, .. }),
         "{err}"
@@ -101,12 +105,10 @@ fn an_unknown_event_type_decodes_to_none() {
 
 #[test]
 fn an_invalid_payload_is_an_error() {
-    let err = Upcaster::current()
-        .decode(
-            ORDER_CREATED,
-            1,
-            &json!({"customerId": "c", "currency": "eur"}),
-        )
-        .unwrap_err();
+    let err = decode_error(
+        ORDER_CREATED,
+        1,
+        json!({"customerId": "c", "currency": "eur"}),
+    );
     assert!(matches!(err, DecodeError::InvalidPayload { .. }), "{err}");
 }
