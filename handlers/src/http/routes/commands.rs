@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use orders_domain::{OrderCommand, OrderId};
+use orders_domain::OrderCommand;
+use serde_json::Value;
 
 use super::etag;
 use crate::app::CommandOutcome;
@@ -18,9 +19,9 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 pub(in crate::http) fn routes() -> Router<AppState> {
     Router::new()
         .route("/orders", post(create))
-        .route("/orders/{id}/confirm", post(confirm))
-        .route("/orders/{id}/cancel", post(cancel))
-        .route("/orders/{id}/ship", post(ship))
+        .route("/orders/{id}/confirm", post(transition::<Confirm>))
+        .route("/orders/{id}/cancel", post(transition::<Cancel>))
+        .route("/orders/{id}/ship", post(transition::<Ship>))
 }
 
 async fn create(
@@ -34,44 +35,48 @@ async fn create(
     Ok(CommandResponse(app.commands.create(create, context).await?))
 }
 
-async fn confirm(
+/// A change to an existing order, `POST /orders/{id}/{ACTION}`: the command its body makes.
+trait Transition {
+    const ACTION: &'static str;
+    fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError>;
+}
+
+struct Confirm;
+struct Cancel;
+struct Ship;
+
+impl Transition for Confirm {
+    const ACTION: &'static str = "confirm";
+    fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError> {
+        extract::no_fields(body)?;
+        Ok(OrderCommand::Confirm)
+    }
+}
+
+impl Transition for Cancel {
+    const ACTION: &'static str = "cancel";
+    fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError> {
+        let reason = extract::cancel_reason(body)?;
+        Ok(OrderCommand::Cancel { reason })
+    }
+}
+
+impl Transition for Ship {
+    const ACTION: &'static str = "ship";
+    fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError> {
+        extract::no_fields(body)?;
+        Ok(OrderCommand::Ship)
+    }
+}
+
+async fn transition<T: Transition>(
     State(app): State<AppState>,
     OrderIdPath(id): OrderIdPath,
     headers: CommandHeaders,
     body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
-    extract::no_fields(body.value())?;
-    run(app, id, "confirm", OrderCommand::Confirm, headers).await
-}
-
-async fn cancel(
-    State(app): State<AppState>,
-    OrderIdPath(id): OrderIdPath,
-    headers: CommandHeaders,
-    body: JsonBody,
-) -> Result<CommandResponse, ApiError> {
-    let reason = extract::cancel_reason(body.value())?;
-    run(app, id, "cancel", OrderCommand::Cancel { reason }, headers).await
-}
-
-async fn ship(
-    State(app): State<AppState>,
-    OrderIdPath(id): OrderIdPath,
-    headers: CommandHeaders,
-    body: JsonBody,
-) -> Result<CommandResponse, ApiError> {
-    extract::no_fields(body.value())?;
-    run(app, id, "ship", OrderCommand::Ship, headers).await
-}
-
-async fn run(
-    app: AppState,
-    id: OrderId,
-    action: &str,
-    command: OrderCommand,
-    headers: CommandHeaders,
-) -> Result<CommandResponse, ApiError> {
-    let path = format!("/orders/{id}/{action}");
+    let command = T::command(body.value())?;
+    let path = format!("/orders/{id}/{}", T::ACTION);
     let context = headers.context(
         &Method::POST,
         &path,
