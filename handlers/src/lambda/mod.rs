@@ -267,7 +267,11 @@ impl ApiHandler {
                 refusal_router(refusal)
             }
         };
-        // tower's own combinators, in place of a hand-written `Service` (measured: no cost).
+        // tower's own combinators, in place of the hand-written `Service` this was: the
+        // handler's overhead is the same either way, p50 0.029 ms (append) and 0.017 ms (get),
+        // three interleaved runs each of `lambda-bench --init-runs 1 --overhead-calls 20000`.
+        // `lambda_http` cannot strip a stage itself (`AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`
+        // only stops it adding REST's), so `router_request` still does.
         let service = router.map_request(router_request).and_then(buffered);
         Adapter::from(service).call(event)
     }
