@@ -1,10 +1,16 @@
 //! Moves committed pages from the WAL into the database file on a background thread.
 //!
 //! By default SQLite checkpoints inside the commit that crosses the threshold, so every
-//! thousandth commit or so also copies the WAL and fsyncs the file: measured, that tripled the
-//! writer's p99 latency. A PASSIVE checkpoint here runs beside the writer and the readers
-//! without blocking either. The writer keeps a much higher auto-checkpoint threshold as a
-//! safety net, should this thread ever fall behind.
+//! thousandth commit or so also copies the WAL and fsyncs the file. A PASSIVE checkpoint here
+//! runs beside the writer and the readers without blocking either. The writer keeps a much
+//! higher auto-checkpoint threshold as a safety net, should this thread ever fall behind.
+//!
+//! What it buys, measured against the plain way (no thread; SQLite's own auto-checkpoint every
+//! 1 000 pages) by the `sqlite_load` bench (medians of 3 alternated runs on a 2-core machine at
+//! load average 5-7, 2026-12-01): as fast as 64 writers go, 22 500 creates/s at p99 14 ms
+//! against 15 700 at p99 21 ms (1.4x the rate, two thirds of the p99); paced at 5 000/s, no
+//! difference within the noise (p99 17 ms and 19 ms). So it pays under saturation only, which
+//! is where the README's HTTP figures are taken.
 //!
 //! A checkpoint fsyncs the WAL and then the database file, whatever the [`SyncMode`]. Under
 //! `Full` each commit has fsynced the WAL already, so that costs the writer nothing more;

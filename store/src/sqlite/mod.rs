@@ -47,7 +47,9 @@ use self::writer::Writer;
 use crate::{StoreError, TableName};
 
 /// Readers in the pool. Reads are short point lookups and index range scans, so a few
-/// connections saturate the cores of a small machine.
+/// connections saturate the cores of a small machine. Against one reader (the plain way), the
+/// `sqlite_load` bench's 64 concurrent view reads ran at 45 500/s at p99 1.8 ms against 18 800/s
+/// at p99 9.9 ms (medians of 3 runs on a 2-core machine at load average 5-7, 2026-12-01).
 const READER_CONNECTIONS: usize = 4;
 
 /// A handle on one SQLite file. Cheap to clone; all clones share the connections.

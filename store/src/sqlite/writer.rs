@@ -13,6 +13,13 @@
 //! than one per write (while it runs, the next group queues up). Under `SyncMode::Normal` an
 //! acknowledged write survives a crash of this process but not of the OS (see [`SyncMode`]).
 //!
+//! What it buys, measured against the plain way (one transaction, so one commit and one fsync,
+//! per write: this writer with `MAX_GROUP = 1`) by `cargo bench -p orders-store --bench
+//! sqlite_load` (64 writers and the projector, `SyncMode::Full`; medians of 3 alternated runs
+//! on a 2-core machine at load average 5-7, 2026-12-01): as fast as the writers go, 22 500
+//! creates/s at p99 14 ms and 93 µs CPU per create, against 490 creates/s at p99 310 ms and
+//! 370 µs; paced at 5 000/s, it keeps the pace (p99 17 ms) where the plain way manages 440/s.
+//!
 //! [`SyncMode::Full`]: super::SyncMode::Full
 //! [`SyncMode`]: super::SyncMode
 
