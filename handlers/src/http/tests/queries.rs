@@ -2,13 +2,18 @@
 //! test puts in it — exactly the situation `minVersion` exists for.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use axum::http::StatusCode;
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use orders_domain::OrderId;
-use orders_store::OrderView;
+use orders_store::{AppendError, AppendRequest, EventStore, OrderView, StoreError, StoredEvent};
 use uuid::Uuid;
 
-use super::TestApi;
+use super::{Ports, TestApi, send, test_config};
+use crate::app::Stores;
+use crate::http::{Api, router};
 
 #[tokio::test]
 async fn get_serves_the_read_model_with_an_etag() {
@@ -99,6 +104,62 @@ async fn at_version_shows_the_order_as_it_was() {
     api.get(&format!("/orders/{}?atVersion=1", Uuid::now_v7()))
         .await
         .assert_problem(404);
+}
+
+/// The event store as a damaged table or a faulty adapter could serve it: every load of an
+/// order misses its event 2.
+struct LosesEventTwo(Arc<dyn Ports>);
+
+#[async_trait]
+impl EventStore for LosesEventTwo {
+    async fn append(&self, request: AppendRequest) -> Result<(), AppendError> {
+        self.0.append(request).await
+    }
+
+    async fn load(
+        &self,
+        order_id: OrderId,
+        up_to: Option<u64>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = self.0.load(order_id, up_to).await?;
+        events.retain(|event| event.version != 2);
+        Ok(events)
+    }
+}
+
+#[tokio::test]
+async fn a_history_with_a_gap_is_an_internal_error_never_a_wrong_order() {
+    // Given an order at version 3, served by an event store that has lost its event 2
+    let api = TestApi::new();
+    let id = api.create().await;
+    api.post_empty(&format!("/orders/{id}/confirm"), &[]).await;
+    api.post_empty(&format!("/orders/{id}/ship"), &[]).await;
+    let stores = Stores {
+        events: Arc::new(LosesEventTwo(api.store.clone())),
+        idempotency: api.store.clone(),
+        read_model: api.store.clone(),
+    };
+    let damaged = router(stores, test_config(), api.clock.clone(), Api::Both);
+    let get = |query: &str| {
+        let request = Request::get(format!("/orders/{id}?{query}"))
+            .body(Body::empty())
+            .unwrap();
+        send(damaged.clone(), request)
+    };
+
+    // When a read folds across the gap, then it is a 500, not the order without event 2
+    get("minVersion=3").await.assert_problem(500);
+    get("atVersion=3").await.assert_problem(500);
+    // and a command, which folds the same history, is refused the same way.
+    let cancel = Request::post(format!("/orders/{id}/cancel"))
+        .body(Body::empty())
+        .unwrap();
+    send(damaged.clone(), cancel).await.assert_problem(500);
+
+    // A read that stops before the gap is whole, and served.
+    let before_the_gap = get("atVersion=1").await;
+    assert_eq!(before_the_gap.status, StatusCode::OK);
+    assert_eq!(before_the_gap.body["status"], "PENDING");
 }
 
 #[tokio::test]
