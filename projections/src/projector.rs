@@ -5,10 +5,12 @@
 //! An event at version `v` meets the stored view at version `w` (0 when there is none):
 //!
 //! - `v <= w`: already in the view; a duplicate, nothing to do.
-//! - `v == w + 1`: fold it into the view and write with the condition "still at `w`"
-//!   ("no view yet" for `w == 0`).
+//! - `v == w + 1`: fold it into the view ([`orders_store::fold_event`] onto
+//!   [`OrderView::into_state`]) and write with the condition "still at `w`" ("no view yet" for
+//!   `w == 0`).
 //! - `v > w + 1`: a gap (an earlier event is late or lost). Heal it: load the order's events
-//!   from the event store, fold them from empty, and write the result if it is newer.
+//!   from the event store, fold them from empty ([`orders_store::fold`], which refuses a
+//!   history that skips a version), and write the result if it is newer.
 //!
 //! A lost write condition means another writer moved the view: re-read and decide again, a
 //! bounded number of times.
