@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use orders_domain::{DecodeError, OrderId, OrderState};
+use orders_domain::{OrderId, OrderState};
 use orders_store::{
     ConditionalPut, EventStore, FoldError, OrderView, PutOutcome, ReadModelStore, StoreError,
     StoredEvent, check_decodes, fold, fold_event,
@@ -48,15 +48,11 @@ pub enum Applied {
 
 #[derive(Debug, Error)]
 pub enum ProjectionError {
-    /// The payload cannot be decoded. Never skipped: on AWS it ends in the on-failure
-    /// destination; locally the consumer stops at it and logs.
-    #[error("event {version} of order {order_id} cannot be decoded: {source}")]
-    Decode {
-        order_id: OrderId,
-        version: u64,
-        #[source]
-        source: DecodeError,
-    },
+    /// The order's stored events do not fold: an undecodable payload (never skipped: on AWS it
+    /// ends in the on-failure destination; locally the consumer stops at it and logs), or a
+    /// history that is not `1, 2, 3, ...`.
+    #[error(transparent)]
+    Fold(#[from] FoldError),
     /// Other writers kept moving the view; a later retry will see it settle.
     #[error(
         "event {version} of order {order_id}: the view kept changing under us ({attempts} attempts)"
@@ -75,13 +71,6 @@ pub enum ProjectionError {
         order_id: OrderId,
         version: u64,
         loaded: u64,
-    },
-    /// The event store returned a history that is not `1, 2, 3, ...`.
-    #[error("order {order_id}: the event store returned version {found} where {expected} belongs")]
-    BrokenHistory {
-        order_id: OrderId,
-        expected: u64,
-        found: u64,
     },
     /// Not tried, because an earlier event of the same order in the batch failed: the order's
     /// events are applied in version order.
@@ -385,33 +374,6 @@ impl Projector {
 
 /// The batched read failed: every order goes the one-event-at-a-time way.
 struct FastPathFailed(Vec<Vec<usize>>);
-
-/// The fold's two errors keep their variants here: the consumers report and match them as
-/// projection errors.
-impl From<FoldError> for ProjectionError {
-    fn from(error: FoldError) -> Self {
-        match error {
-            FoldError::Decode {
-                order_id,
-                version,
-                source,
-            } => Self::Decode {
-                order_id,
-                version,
-                source,
-            },
-            FoldError::BrokenHistory {
-                order_id,
-                expected,
-                found,
-            } => Self::BrokenHistory {
-                order_id,
-                expected,
-                found,
-            },
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -189,11 +189,11 @@ async fn an_undecodable_event_is_an_error_and_stops_its_order() {
     assert!(
         matches!(
             error,
-            ProjectionError::Decode {
+            ProjectionError::Fold(FoldError::Decode {
                 version: 2,
                 source: DecodeError::InvalidPayload { .. },
                 ..
-            }
+            })
         ),
         "{error}"
     );
@@ -202,7 +202,10 @@ async fn an_undecodable_event_is_an_error_and_stops_its_order() {
     // Healing past it meets it in the history, and fails the same way.
     let error = projector.apply(&events[2]).await.unwrap_err();
     assert!(
-        matches!(error, ProjectionError::Decode { version: 2, .. }),
+        matches!(
+            error,
+            ProjectionError::Fold(FoldError::Decode { version: 2, .. })
+        ),
         "{error}"
     );
 
@@ -217,7 +220,7 @@ async fn an_undecodable_event_is_an_error_and_stops_its_order() {
     assert_eq!(outcome.first_failure(), Some(1));
     assert!(matches!(
         outcome.results[1],
-        Err(ProjectionError::Decode { version: 2, .. })
+        Err(ProjectionError::Fold(FoldError::Decode { version: 2, .. }))
     ));
     assert!(matches!(
         outcome.results[2],
@@ -245,10 +248,10 @@ async fn a_future_schema_is_an_error_even_as_a_duplicate() {
     assert!(
         matches!(
             error,
-            ProjectionError::Decode {
+            ProjectionError::Fold(FoldError::Decode {
                 source: DecodeError::FutureSchema { .. },
                 ..
-            }
+            })
         ),
         "{error}"
     );
