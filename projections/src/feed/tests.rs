@@ -125,15 +125,6 @@ async fn append_orders(store: &SqliteStore, n: usize) -> Vec<Uuid> {
     ids
 }
 
-async fn head(store: &SqliteStore) -> u64 {
-    store
-        .read_after(0, usize::MAX)
-        .await
-        .unwrap()
-        .last()
-        .map_or(0, |e| e.position)
-}
-
 #[tokio::test]
 async fn processes_everything_then_resumes_from_its_checkpoint_after_a_restart() {
     let (_dir, store) = store();
@@ -149,7 +140,7 @@ async fn processes_everything_then_resumes_from_its_checkpoint_after_a_restart()
         first_ids,
         "everything, once, in feed order"
     );
-    assert_eq!(checkpoint, head(&store).await);
+    assert_eq!(checkpoint, feed_head(&store).await);
     assert_eq!(store.load_checkpoint(NAME).await.unwrap(), checkpoint);
 
     // Restarted: one order appended while it was down, one while it runs.
@@ -168,7 +159,7 @@ async fn processes_everything_then_resumes_from_its_checkpoint_after_a_restart()
     let checkpoint = run.await.unwrap();
     assert_eq!(recorder.handled(), later_ids, "nothing handled twice");
     assert_eq!(store.load_checkpoint(NAME).await.unwrap(), checkpoint);
-    assert_eq!(checkpoint, head(&store).await);
+    assert_eq!(checkpoint, feed_head(&store).await);
 }
 
 #[tokio::test]
@@ -185,7 +176,7 @@ async fn a_failed_event_is_retried_from_where_it_failed_and_never_skipped() {
     assert_eq!(recorder.handled(), ids);
     assert_eq!(
         store.load_checkpoint(NAME).await.unwrap(),
-        head(&store).await
+        feed_head(&store).await
     );
 }
 
@@ -201,7 +192,7 @@ async fn shutdown_finishes_the_batch_in_hand_and_saves_the_checkpoint() {
     stop.send(()).unwrap();
     let checkpoint = run.await.unwrap();
     assert_eq!(recorder.handled(), ids);
-    assert_eq!(checkpoint, head(&store).await);
+    assert_eq!(checkpoint, feed_head(&store).await);
     assert_eq!(store.load_checkpoint(NAME).await.unwrap(), checkpoint);
 }
 
@@ -231,8 +222,7 @@ impl Bus for FlakyBus {
         Ok(entries
             .iter()
             .map(|entry| {
-                let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
-                let id: Uuid = detail["eventId"].as_str().unwrap().parse().unwrap();
+                let id = entry_event_id(entry);
                 self.sent.lock().unwrap().push(id);
                 match failures.get_mut(&id) {
                     Some(left) if *left > 0 => {
@@ -275,7 +265,7 @@ async fn the_publisher_resumes_at_its_lowest_failed_event_and_keeps_each_order_i
     // When the publisher consumes the feed until it is caught up
     let (stop, run) = start(&store, publisher, 100);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while store.load_checkpoint(NAME).await.unwrap() != head(&store).await {
+    while store.load_checkpoint(NAME).await.unwrap() != feed_head(&store).await {
         assert!(Instant::now() < deadline, "caught up in time");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
