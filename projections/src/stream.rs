@@ -146,35 +146,6 @@ async fn consume(
     batch_response(event, lowest(failed_event, &batch))
 }
 
-/// The `INSERT` record Lambda delivers for the append of `event` (with `NEW_IMAGE`), for
-/// tests, benchmarks and tools that feed the handlers without a stream.
-pub fn insert_record(event: &StoredEvent, sequence_number: &str, stream_arn: &str) -> EventRecord {
-    let new_image: serde_dynamo::Item =
-        serde_dynamo::to_item(event).expect("an envelope is plain data and always encodes");
-    let keys: serde_dynamo::Item = ["orderId", "version"]
-        .into_iter()
-        .filter_map(|key| Some((key.to_owned(), new_image.get(key)?.clone())))
-        .collect::<std::collections::HashMap<_, _>>()
-        .into();
-    let size_bytes = serde_json::to_vec(&new_image).map_or(0, |bytes| bytes.len() as i64);
-    let mut record = EventRecord::default();
-    record.event_id = event.event_id.simple().to_string();
-    record.event_name = "INSERT".to_owned();
-    record.event_version = Some("1.1".to_owned());
-    record.event_source = Some("aws:dynamodb".to_owned());
-    record.aws_region = "us-east-1".to_owned();
-    record.event_source_arn = Some(stream_arn.to_owned());
-    record.change.approximate_creation_date_time =
-        chrono::DateTime::from_timestamp_millis(event.occurred_at.millis()).unwrap_or_default();
-    record.change.keys = keys;
-    record.change.new_image = new_image;
-    record.change.sequence_number = Some(sequence_number.to_owned());
-    record.change.size_bytes = size_bytes;
-    record.change.stream_view_type =
-        Some(aws_lambda_events::event::dynamodb::StreamViewType::NewImage);
-    record
-}
-
 /// The lower of a failed event's record and the undecodable record.
 fn lowest(failed_event: Option<usize>, batch: &DecodedBatch) -> Option<usize> {
     let undecodable = batch.undecodable.as_ref().map(|(index, _)| *index);

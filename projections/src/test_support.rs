@@ -2,7 +2,9 @@
 //! this crate's tests check.
 
 pub use orders_testkit::fixtures::{cancelled, created, new_order_id};
-pub use orders_testkit::stored::{append, event, feed_head, folded_view, lifecycle, raw_event};
+pub use orders_testkit::stored::{
+    append, event, feed_head, folded_view, insert_record, lifecycle, raw_event,
+};
 pub use orders_testkit::stores::sqlite as store;
 
 use orders_domain::OrderId;

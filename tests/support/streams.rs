@@ -2,8 +2,9 @@
 //! benchmarks of the stream Lambdas; the stored events themselves are the test kit's.
 
 use orders_domain::OrderId;
-use orders_projections::stream::{DynamoDbEvent, DynamoDbEventResponse, insert_record};
+use orders_projections::stream::{DynamoDbEvent, DynamoDbEventResponse};
 use orders_store::{EventStore, ReadModelStore, StoredEvent};
+use orders_testkit::stored::insert_record;
 
 pub use orders_testkit::fixtures::{created_by, new_order_id};
 pub use orders_testkit::stored::{append, event, folded_view, lifecycle, raw_event};
