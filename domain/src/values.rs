@@ -90,9 +90,6 @@ impl OrderId {
             .map(Self)
             .map_err(|_| FieldError::new("orderId", "must be a UUID"))
     }
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
 }
 
 impl fmt::Display for OrderId {
@@ -334,9 +331,6 @@ impl Timestamp {
     }
     pub fn millis(&self) -> i64 {
         self.0.timestamp_millis()
-    }
-    pub fn as_datetime(&self) -> DateTime<Utc> {
-        self.0
     }
 }
 
