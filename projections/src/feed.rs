@@ -32,7 +32,10 @@ pub struct FeedConsumer {
     feed: Arc<dyn ChangeFeed>,
     checkpoints: Arc<dyn CheckpointStore>,
     batch_size: usize,
+    /// How often to look for appends by other processes while idle.
     poll_interval: Duration,
+    /// The pauses between retries after an error; `max_attempts` is ignored: the consumer
+    /// retries until it succeeds or is shut down.
     backoff: RetryPolicy,
 }
 
@@ -51,19 +54,6 @@ impl FeedConsumer {
             poll_interval: DEFAULT_POLL_INTERVAL,
             backoff: RetryPolicy::CONSUMER,
         }
-    }
-
-    /// How often to look for appends by other processes while idle.
-    pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
-        self.poll_interval = poll_interval;
-        self
-    }
-
-    /// The pauses between retries after an error (default [`RetryPolicy::CONSUMER`];
-    /// `max_attempts` is ignored: the consumer retries until it succeeds or is shut down).
-    pub fn with_backoff(mut self, backoff: RetryPolicy) -> Self {
-        self.backoff = backoff;
-        self
     }
 
     /// Runs until `shutdown` resolves: then finishes the batch in hand, saves the checkpoint

@@ -96,19 +96,19 @@ fn start(
     batch_size: usize,
 ) -> (oneshot::Sender<()>, JoinHandle<u64>) {
     let (stop, stopped) = oneshot::channel::<()>();
-    let consumer = FeedConsumer::new(
+    let mut consumer = FeedConsumer::new(
         NAME,
         Arc::new(store.clone()),
         Arc::new(store.clone()),
         batch_size,
-    )
+    );
     // Long enough that only the append notification can explain a prompt wake-up.
-    .with_poll_interval(Duration::from_secs(60))
-    .with_backoff(RetryPolicy {
+    consumer.poll_interval = Duration::from_secs(60);
+    consumer.backoff = RetryPolicy {
         max_attempts: u32::MAX,
         base_delay: Duration::from_millis(2),
         max_delay: Duration::from_millis(10),
-    });
+    };
     let run = consumer.run(handler, async {
         let _ = stopped.await;
     });
