@@ -4,8 +4,8 @@
 //!
 //! - **Configuration.** Each function declares the environment variables it reads as
 //!   [`EnvVar`]s (name, default, meaning): `orders_handlers::lambda::LambdaConfig::vars` for
-//!   `command-api` and `query-api`, `orders_projections::lambda::ProjectorConfig::VARS` and
-//!   `PublisherConfig::VARS` for the stream functions, [`LOG_VARS`] for all four. Those
+//!   `command-api` and `query-api`, `orders_projections::lambda::PROJECTOR_VARS` and
+//!   `PUBLISHER_VARS` for the stream functions, [`LOG_VARS`] for all four. Those
 //!   declarations are the reference; the parsing, the error messages and the `configured`
 //!   log line ([`init`]) all read them. The AWS SDK reads its own variables besides
 //!   (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_EVENTBRIDGE`, `AWS_ENDPOINT_URL`, region

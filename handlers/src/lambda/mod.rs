@@ -253,7 +253,7 @@ impl ApiHandler {
     /// One invocation, from the API Gateway event to the response in the shape of its origin:
     /// the event's URL made safe (`request_uri::sanitize`), then exactly what
     /// `lambda_http::run` does (`lambda_http::Adapter`) over the router, with the request made
-    /// the router's ([`router_request`]) and the response buffered ([`buffered`]). An event
+    /// the router's (`router_request`) and the response buffered (`buffered`). An event
     /// whose URL cannot be made a URI never reaches the router: it is answered with a 400
     /// problem.
     pub fn handle(
