@@ -18,7 +18,7 @@ use orders_handlers::lambda::{Api, ApiHandler, LambdaConfig};
 use orders_handlers::{Stores, command_router, query_router};
 use orders_projections::eventbridge::EventBridgeBus;
 use orders_projections::poller::{
-    BoxError, PollerConfig, StreamHandler, StreamPoller, StreamSource,
+    BoxError, PollerConfig, StreamHandler, StreamPoller, StreamReader,
 };
 use orders_projections::stream::{DynamoDbEvent, DynamoDbEventResponse, decode_record, publish};
 use orders_projections::{
@@ -104,7 +104,7 @@ async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_th
             bus.publisher_config(),
         )),
     ];
-    let source = StreamSource::connect(Some(&endpoint), store.tables().events.clone()).await;
+    let reader = StreamReader::connect(Some(&endpoint), store.tables().events.clone()).await;
     let pollers: Vec<_> = handlers
         .into_iter()
         .enumerate()
@@ -112,7 +112,7 @@ async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_th
             let mut config = PollerConfig::new(["projector", "publisher"][i]);
             config.batch_size = 7;
             config.idle_wait = Duration::from_millis(50);
-            let poller = StreamPoller::new(source.clone(), config);
+            let poller = StreamPoller::new(reader.clone(), config);
             run_until_stopped(poller, handler, stopped.clone())
         })
         .collect();
@@ -521,7 +521,7 @@ async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_desp
     });
 
     let (stop, stopped) = watch::channel(false);
-    let source = StreamSource::connect(Some(&endpoint), store.tables().events.clone()).await;
+    let reader = StreamReader::connect(Some(&endpoint), store.tables().events.clone()).await;
     let mut poller_config = PollerConfig::new("publisher");
     poller_config.idle_wait = Duration::from_millis(50);
     poller_config.retry = RetryPolicy {
@@ -529,7 +529,7 @@ async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_desp
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),
     };
-    let poller = StreamPoller::new(source, poller_config);
+    let poller = StreamPoller::new(reader, poller_config);
     let running = run_until_stopped(poller, handler.clone(), stopped);
 
     // Every event reaches the queue behind the bus (SQS does not keep the order; the bus

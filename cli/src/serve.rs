@@ -19,7 +19,7 @@ use anyhow::Context;
 use axum::Router;
 use orders_handlers::{Api, ApiConfig, Stores, api_router};
 use orders_projections::eventbridge::EventBridgeBus;
-use orders_projections::poller::{PollerConfig, StreamHandler, StreamPoller, StreamSource};
+use orders_projections::poller::{PollerConfig, StreamHandler, StreamPoller, StreamReader};
 use orders_projections::{
     Bus, LocalBus, LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, Projector, Publisher,
     PublisherConfig,
@@ -154,19 +154,19 @@ async fn on_dynamodb(
             (Arc::new(bus.clone()), Some(bus))
         }
     };
-    let source = StreamSource::connect(endpoint, tables.events.clone()).await;
-    source
+    let reader = StreamReader::connect(endpoint, tables.events.clone()).await;
+    reader
         .stream_arn()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("cannot read the events table's stream")?;
     let publisher = PublisherConfig {
-        source: args.event_source.clone(),
+        bus_source: args.event_source.clone(),
         event_bus_name: args.event_bus.clone(),
         ..PublisherConfig::default()
     };
     let pollers = spawn_stream_pollers(
-        source,
+        reader,
         &store,
         bus,
         publisher,
@@ -254,7 +254,7 @@ impl Consumers {
 /// A poller for the projector and one for the publisher, each with its own shard positions,
 /// as two event source mappings on the stream.
 fn spawn_stream_pollers(
-    source: StreamSource,
+    reader: StreamReader,
     store: &DynamoStore,
     bus: Arc<dyn Bus>,
     publisher: PublisherConfig,
@@ -274,7 +274,7 @@ fn spawn_stream_pollers(
         .map(|(name, handler)| {
             let mut config = PollerConfig::new(name);
             config.batch_size = batch_size;
-            let poller = StreamPoller::new(source.clone(), config);
+            let poller = StreamPoller::new(reader.clone(), config);
             let mut stop = stop.clone();
             tokio::spawn(async move {
                 let stopped = async move {

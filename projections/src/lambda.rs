@@ -77,7 +77,7 @@ pub fn publisher_config(
 ) -> Result<PublisherConfig, ConfigError> {
     Ok(PublisherConfig {
         event_bus_name: Some(required(&var, EVENT_BUS_NAME)?),
-        source: EVENT_SOURCE
+        bus_source: EVENT_SOURCE
             .get_or_default(&var)
             .expect("EVENT_SOURCE has a default"),
         ..PublisherConfig::default()
@@ -123,12 +123,12 @@ mod tests {
 
         let config = publisher_config(vars(&[("EVENT_BUS_NAME", "orders-bus")])).unwrap();
         assert_eq!(config.event_bus_name.as_deref(), Some("orders-bus"));
-        assert_eq!(config.source, "orders");
+        assert_eq!(config.bus_source, "orders");
         let config = publisher_config(vars(&[
             ("EVENT_BUS_NAME", "orders-bus"),
             ("EVENT_SOURCE", "shop.orders"),
         ]))
         .unwrap();
-        assert_eq!(config.source, "shop.orders");
+        assert_eq!(config.bus_source, "shop.orders");
     }
 }

@@ -30,7 +30,7 @@ pub const LOCAL_BATCH_SIZE: usize = 500;
 
 /// Runs the projector and the publisher in-process, each tailing `store`'s change feed from
 /// its own checkpoint ([`PROJECTOR_CONSUMER`], [`PUBLISHER_CONSUMER`]); the publisher sends
-/// to `bus` with `Source` = `source`, and fsyncs the bus file before each save of its
+/// to `bus` with `Source` = `bus_source`, and fsyncs the bus file before each save of its
 /// checkpoint.
 ///
 /// Both stop when `shutdown` becomes `true` (or its sender is dropped): each finishes its
@@ -42,7 +42,7 @@ pub const LOCAL_BATCH_SIZE: usize = 500;
 pub fn spawn_local_consumers<S>(
     store: S,
     bus: LocalBus,
-    source: String,
+    bus_source: String,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<u64>>
 where
@@ -57,7 +57,7 @@ where
     let publisher = Publisher::new(
         Arc::new(bus) as Arc<dyn Bus>,
         PublisherConfig {
-            source,
+            bus_source,
             // One call at a time: the file's lines are in send order, each order's events in
             // version order (as with any setting) and the orders interleaved as sent.
             max_concurrent_batches: 1,
@@ -148,14 +148,14 @@ impl LocalRuntime {
     pub async fn start<S>(
         store: &S,
         bus_file: &Path,
-        source: String,
+        bus_source: String,
         shutdown: watch::Receiver<bool>,
     ) -> io::Result<Self>
     where
         S: EventStore + ReadModelStore + ChangeFeed + CheckpointStore + Clone + 'static,
     {
         let bus = LocalBus::open(bus_file).await?;
-        let consumers = spawn_local_consumers(store.clone(), bus.clone(), source, shutdown);
+        let consumers = spawn_local_consumers(store.clone(), bus.clone(), bus_source, shutdown);
         Ok(Self { bus, consumers })
     }
 

@@ -102,8 +102,9 @@ pub trait Bus: Send + Sync {
 
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
-    /// The entries' `Source` (`EVENT_SOURCE`).
-    pub source: String,
+    /// The entries' EventBridge `Source` (`EVENT_SOURCE`), e.g. `orders`; not the events'
+    /// `metadata.source`, which names the function that wrote them.
+    pub bus_source: String,
     /// The target bus (`EVENT_BUS_NAME`); `None` for the default bus.
     pub event_bus_name: Option<String>,
     /// The retries of failed entries (default [`RetryPolicy::PUBLISH`]).
@@ -118,7 +119,7 @@ pub struct PublisherConfig {
 impl Default for PublisherConfig {
     fn default() -> Self {
         Self {
-            source: "orders".to_owned(),
+            bus_source: "orders".to_owned(),
             event_bus_name: None,
             retry: RetryPolicy::PUBLISH,
             max_concurrent_batches: 4,
@@ -187,7 +188,7 @@ impl Publisher {
     /// The bus entry for one event.
     pub fn entry(&self, event: &StoredEvent) -> BusEntry {
         BusEntry {
-            source: self.config.source.clone(),
+            source: self.config.bus_source.clone(),
             detail_type: event.event_type.clone(),
             detail: serde_json::to_string(event)
                 .expect("an envelope is plain JSON data and always serializes"),

@@ -23,7 +23,7 @@ use orders_domain::{EventData, OrderId};
 use orders_handlers::lambda::{Api, ApiHandler, LambdaConfig};
 use orders_handlers::{Stores, command_router};
 use orders_projections::eventbridge::EventBridgeBus;
-use orders_projections::poller::{PollerConfig, StreamPoller, StreamSource};
+use orders_projections::poller::{PollerConfig, StreamPoller, StreamReader};
 use orders_projections::stream::{project, publish};
 use orders_projections::{Projector, Publisher, PublisherConfig};
 use orders_store::ReadModelStore;
@@ -140,8 +140,8 @@ async fn main() {
 
     // 3. Lag through the local poller, as `orders serve --backend dynamodb` runs it.
     let (stop, stopped) = watch::channel(false);
-    let source = StreamSource::connect(Some(&endpoint), tables.events.clone()).await;
-    let poller = StreamPoller::new(source, PollerConfig::new("projector"));
+    let reader = StreamReader::connect(Some(&endpoint), tables.events.clone()).await;
+    let poller = StreamPoller::new(reader, PollerConfig::new("projector"));
     let handler = Arc::new(Projector::new(shared.clone(), shared.clone()));
     let polling = tokio::spawn(async move {
         let mut stopped = stopped;

@@ -9,7 +9,7 @@
 //! Streams client's HTTP client: it restores `{"M": {}}` for every bare `{}` in
 //! `Records[].dynamodb.{Keys,NewImage,OldImage}`, at any depth, before the SDK reads the
 //! body (an empty list, which the body cannot tell from an empty map, becomes an empty map).
-//! AWS itself never sends `{}` there; [`super::StreamSource::connect`] installs the repair
+//! AWS itself never sends `{}` there; [`super::StreamReader::connect`] installs the repair
 //! only for an `endpoint_url`.
 
 use aws_sdk_dynamodbstreams::config::{HttpClient, RuntimeComponents, SharedHttpClient};

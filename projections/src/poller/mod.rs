@@ -29,14 +29,14 @@
 //!   bus receives some events again, which it may (delivery is at-least-once; subscribers
 //!   dedupe on `eventId`). [`StartPosition::Latest`] starts with new records only.
 //!
-//! Its files: `schedule.rs` (the shards, their order and their polls), `source.rs` (the
+//! Its files: `schedule.rs` (the shards, their order and their polls), `reader.rs` (the
 //! stream and the Streams calls made on it), `convert.rs` (records → the Lambda event), and
 //! `local_repair.rs` (DynamoDB Local's Streams responses, repaired).
 
 mod convert;
 mod local_repair;
+mod reader;
 mod schedule;
-mod source;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,8 +50,8 @@ use crate::publisher::Publisher;
 use crate::stream::{self, DynamoDbEvent, DynamoDbEventResponse};
 
 pub use convert::lambda_event;
+pub use reader::StreamReader;
 use schedule::ShardScheduler;
-pub use source::StreamSource;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -123,13 +123,13 @@ impl PollerConfig {
 
 /// One consumer of the stream.
 pub struct StreamPoller {
-    source: StreamSource,
+    reader: StreamReader,
     config: PollerConfig,
 }
 
 impl StreamPoller {
-    pub fn new(source: StreamSource, config: PollerConfig) -> Self {
-        Self { source, config }
+    pub fn new(reader: StreamReader, config: PollerConfig) -> Self {
+        Self { reader, config }
     }
 
     /// Polls until `shutdown` resolves (a batch in hand is finished first). Errors of the
@@ -139,10 +139,10 @@ impl StreamPoller {
         handler: Arc<dyn StreamHandler>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), BoxError> {
-        let stream_arn = self.source.stream_arn().await?;
+        let stream_arn = self.reader.stream_arn().await?;
         tracing::info!(consumer = %self.config.name, %stream_arn, batch_size = self.config.batch_size, "polling the events stream");
-        let region = self.source.region.clone();
-        ShardScheduler::new(&self.source, &stream_arn, &region, &self.config, &*handler)
+        let region = self.reader.region.clone();
+        ShardScheduler::new(&self.reader, &stream_arn, &region, &self.config, &*handler)
             .run(shutdown)
             .await;
         Ok(())

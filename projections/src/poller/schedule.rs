@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use super::convert::lambda_event;
-use super::source::{IteratorStart, ListedShard, StreamsApi, StreamsError};
+use super::reader::{IteratorStart, ListedShard, StreamsApi, StreamsError};
 use super::{BoxError, PollerConfig, StartPosition, StreamHandler};
 
 /// What the poller knows of one shard.

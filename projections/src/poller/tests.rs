@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::types::{OperationType, Record, StreamRecord};
 
+use super::reader::{IteratorStart, ListedShard, RecordPage, ShardPage, StreamsApi, StreamsError};
 use super::schedule::ShardScheduler;
-use super::source::{IteratorStart, ListedShard, RecordPage, ShardPage, StreamsApi, StreamsError};
 use super::*;
 
 /// How a scripted call fails, every time it is made.

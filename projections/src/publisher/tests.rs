@@ -159,7 +159,7 @@ fn publisher(bus: Arc<dyn Bus>) -> Publisher {
     Publisher::new(
         bus,
         PublisherConfig {
-            source: "orders.test".into(),
+            bus_source: "orders.test".into(),
             event_bus_name: Some("orders-bus".into()),
             retry: RetryPolicy {
                 max_attempts: 4,

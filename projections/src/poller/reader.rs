@@ -1,4 +1,4 @@
-//! The stream the poller reads: [`StreamSource`], the events table's stream and the clients
+//! The stream the poller reads: [`StreamReader`], the events table's stream and the clients
 //! that read it, and [`StreamsApi`], the DynamoDB Streams calls the poller makes on it (the
 //! seam the scheduling tests script).
 
@@ -13,14 +13,14 @@ use super::local_repair::EmptyMapFix;
 
 /// The events table's stream, and the clients to read it.
 #[derive(Clone, Debug)]
-pub struct StreamSource {
+pub struct StreamReader {
     dynamodb: aws_sdk_dynamodb::Client,
     streams: StreamsClient,
     table: String,
     pub(super) region: String,
 }
 
-impl StreamSource {
+impl StreamReader {
     /// Clients for `endpoint_url` (DynamoDB Local serves the Streams API on its one
     /// endpoint), or the SDK's defaults.
     pub async fn connect(endpoint_url: Option<&str>, table: impl Into<String>) -> Self {
@@ -69,7 +69,7 @@ impl StreamSource {
     }
 }
 
-/// The DynamoDB Streams calls the poller makes: [`StreamSource`] makes them on the Streams
+/// The DynamoDB Streams calls the poller makes: [`StreamReader`] makes them on the Streams
 /// API; the tests of the shard scheduling (`poller/tests.rs`) script them.
 #[async_trait]
 pub(super) trait StreamsApi: Send + Sync {
@@ -155,7 +155,7 @@ impl StreamsError {
 }
 
 #[async_trait]
-impl StreamsApi for StreamSource {
+impl StreamsApi for StreamReader {
     async fn list_shards(
         &self,
         stream_arn: &str,
