@@ -107,6 +107,10 @@ impl Setup {
     }
 }
 
+#[allow(
+    clippy::print_stderr,
+    reason = "the loop's tally, for whoever reads the test log"
+)]
 async fn crash_loop(backend: Backend) {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");

@@ -24,6 +24,10 @@ const OUTAGE: Duration = Duration::from_secs(4);
 const CREATES_PER_PHASE: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::print_stderr,
+    reason = "the soak's tally, for whoever reads the test log"
+)]
 async fn a_dynamodb_outage_under_load_is_503s_then_service_resumes_and_nothing_is_lost() {
     let started = Instant::now();
     let data_dir = tempfile::tempdir().expect("temp dir");

@@ -625,7 +625,7 @@ async fn a_shadow_table_is_built_beside_the_live_one_and_serve_switches_to_it() 
     assert!(!dump(dir.path(), "orders").contains_key(&id));
 
     // An unknown table is refused rather than served empty.
-    let mut wrong = std::process::Command::new(orders_tests::orders_bin())
+    let mut wrong = std::process::Command::new(orders_bin())
         .args(["serve", "--addr", "127.0.0.1:0", "--db", &db])
         .env("ORDERS_TABLE", "orders_v3")
         .stdout(Stdio::null())

@@ -282,14 +282,14 @@ async fn every_route_end_to_end_then_a_clean_restart() {
     );
 }
 
-/// A weak cursor key is a usage error (exit 2) found before the data directory, the database
-/// or a key file is created; the flag and the environment variable are checked alike.
 /// `orders serve`'s extra arguments and environment.
 type Invocation<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
 
+/// A weak cursor key is a usage error (exit 2) found before the data directory, the database
+/// or a key file is created; the flag and the environment variable are checked alike.
 #[test]
 fn a_weak_cursor_key_is_refused_before_anything_is_created() {
-    let cases: [Invocation; 3] = [
+    let cases: [Invocation<'_>; 3] = [
         (&["--cursor-key", "short"], &[]),
         (&["--cursor-key", ""], &[]),
         (

@@ -17,6 +17,10 @@
 ///
 /// Other C libraries (musl) have no arenas; there this does nothing. Returns false if glibc
 /// refused (not fatal: the process runs with its default arenas).
+#[allow(
+    unsafe_code,
+    reason = "one libc call, with no pointers; see SAFETY below"
+)]
 pub fn cap_malloc_arenas(arenas: usize) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

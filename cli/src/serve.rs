@@ -183,6 +183,10 @@ async fn on_dynamodb(
 
 /// Serves `app` on `addr` until a shutdown signal; then drains the HTTP server and stops the
 /// consumers.
+#[allow(
+    clippy::print_stdout,
+    reason = "the listening address is the command's output, for scripts"
+)]
 async fn serve(
     addr: SocketAddr,
     app: Router,

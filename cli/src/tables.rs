@@ -19,6 +19,10 @@ pub struct TablesArgs {
     endpoint_url: Option<String>,
 }
 
+#[allow(
+    clippy::print_stdout,
+    reason = "the tables' outcome is the command's output"
+)]
 pub async fn run(command: TablesCommand) -> anyhow::Result<()> {
     let TablesCommand::Create(args) = command;
     let tables = DynamoTables::from_env();

@@ -15,6 +15,10 @@ const SUITE_CASES: u32 = 256;
 
 /// Runs `test` on `PROPTEST_CASES` (else [`SUITE_CASES`]) inputs of `strategy`, prints the
 /// figures `scripts/fuzz.sh` tabulates, and fails with the shrunk input if any case fails.
+#[allow(
+    clippy::print_stderr,
+    reason = "the run's summary (cases, rejects) is for the developer who runs it"
+)]
 pub fn run_fuzz<S>(target: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
 where
     S: Strategy,

@@ -12,6 +12,12 @@
 //!
 //! Run it with `scripts/bench.sh` (it builds the release binaries first).
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark's report is what it prints"
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -11,6 +11,12 @@
 //! Needs `DYNAMODB_ENDPOINT` and release binaries: `scripts/bench-lambda.sh`, or
 //! `cargo build --release --bins && target/release/lambda-bench`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark's report is what it prints"
+)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

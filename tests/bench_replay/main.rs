@@ -9,6 +9,12 @@
 //! `--dynamodb-events` with each of `--dynamodb-segments`. Run it through
 //! `scripts/bench-replay.sh`, which builds the binaries and starts DynamoDB Local.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark's report is what it prints"
+)]
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

@@ -13,6 +13,12 @@
 //! `scripts/package-lambdas.sh`. Needs `DYNAMODB_ENDPOINT` and `MOTO_ENDPOINT`:
 //! `scripts/bench-stream.sh`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark's report is what it prints"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

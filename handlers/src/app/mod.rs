@@ -8,9 +8,9 @@ pub mod queries;
 
 use std::sync::Arc;
 
-use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
 /// Where `now` comes from: the services read it once per command; tests give a fixed one.
 pub use orders_store::{Clock, SystemClock};
+use orders_store::{EventStore, IdempotencyStore, ReadModelStore};
 
 pub use caller::Caller;
 pub use commands::{
@@ -40,4 +40,3 @@ impl Stores {
         }
     }
 }
-

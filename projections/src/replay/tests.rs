@@ -24,7 +24,7 @@ use crate::test_support::{
 fn scanned_ids(events: &[StoredEvent]) -> Vec<(OrderId, &'static str, u64)> {
     let mut runs = OrderRuns::default();
     let mut out = Vec::new();
-    let mut record = |finished: Option<super::runs::Finished>| {
+    let mut record = |finished: Option<runs::Finished>| {
         if let Some(finished) = finished {
             let kind = match &finished.scanned {
                 Scanned::Folded(_) => "folded",

@@ -254,7 +254,7 @@ pub(super) fn list(
     let fetch = i64::from(query.limit) + 1;
     let mut rows_out: Vec<(String, i64, RowView)> = Vec::new();
     let collect = |stmt: &mut rusqlite::CachedStatement<'_>,
-                   params: &[&dyn rusqlite::ToSql],
+                   params: &[&dyn ToSql],
                    out: &mut Vec<(String, i64, RowView)>|
      -> rusqlite::Result<()> {
         let mut rows = stmt.query(params)?;

@@ -382,9 +382,7 @@ async fn commits_are_fsynced_unless_normal_sync_is_asked_for() {
 }
 
 /// Polls `future` once (a queued write sends itself to the writer on its first poll).
-async fn poll_once<F: std::future::Future>(
-    mut future: std::pin::Pin<&mut F>,
-) -> std::task::Poll<F::Output> {
+async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
     std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
 }
 

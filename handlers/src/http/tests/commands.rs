@@ -23,7 +23,7 @@ async fn create_answers_201_with_location_etag_and_the_order() {
     assert_eq!(response.status, StatusCode::CREATED);
     let id = response.order_id();
     assert_eq!(
-        uuid::Uuid::parse_str(&id.to_string()).unwrap().get_version_num(),
+        Uuid::parse_str(&id.to_string()).unwrap().get_version_num(),
         7,
         "new ids are UUID v7"
     );

@@ -258,6 +258,10 @@ fn is_api_gateway_event(event: &Value) -> bool {
 }
 
 #[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the fuzz summary is for the developer who runs it"
+)]
 fn fuzz_api_gateway_events() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

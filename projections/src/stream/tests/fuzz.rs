@@ -314,6 +314,10 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Checks that the generator mostly makes batches Lambda could deliver, so the property
 /// keeps testing the handlers rather than the deserializer.
+#[allow(
+    clippy::print_stderr,
+    reason = "the fuzz summary is for the developer who runs it"
+)]
 fn assert_mostly_events(target: &str, not_events: &AtomicU64, tried: &AtomicU64) {
     let (not_events, tried) = (
         not_events.load(Ordering::Relaxed),
@@ -352,7 +356,7 @@ fn fuzz_project() {
     let (_dir, store) = store();
     let projector = {
         let store = Arc::new(store.clone());
-        crate::projector::Projector::new(store.clone(), store)
+        Projector::new(store.clone(), store)
     };
     let (tried, not_events) = (AtomicU64::new(0), AtomicU64::new(0));
     run_fuzz(TARGET, batch_strategy(), |specs| {
