@@ -2,7 +2,7 @@
 //! side, the queries' `minVersion` and `atVersion`, the projector (its fast path and gap heal)
 //! and replay. Each event goes through the upcaster; the history must run `1, 2, 3, ...`.
 
-use orders_domain::{DecodeError, OrderId, OrderState, evolve};
+use orders_domain::{DecodeError, OrderEvent, OrderId, OrderState, evolve};
 use thiserror::Error;
 
 use crate::StoredEvent;
@@ -30,19 +30,34 @@ pub enum FoldError {
 /// Folds stored events onto `state`, in version order: the first must be `state.version + 1`,
 /// each next one the version after it. Unknown event types advance the version only.
 pub fn fold<'a>(
-    mut state: OrderState,
+    state: OrderState,
     events: impl IntoIterator<Item = &'a StoredEvent>,
 ) -> Result<OrderState, FoldError> {
-    for event in events {
-        fold_event(&mut state, event)?;
-    }
-    Ok(state)
+    events.into_iter().try_fold(state, next_state)
 }
 
 /// Folds one stored event onto `state`, through the upcaster. The event must be the next one
 /// (`state.version + 1`); an unknown event type advances the version only. On an error
 /// `state` is left as it was, so a caller can stop at the event and keep what it folded.
 pub fn fold_event(state: &mut OrderState, event: &StoredEvent) -> Result<(), FoldError> {
+    // `next_state` checks and decodes before it takes the state, so an error leaves it whole.
+    let decoded = checked_decode(state, event)?;
+    *state = apply(std::mem::take(state), decoded);
+    Ok(())
+}
+
+/// The state after `event`: the one step both entry points take, by value for [`fold`] (no
+/// state is moved out and back per event on the history's hot path).
+fn next_state(state: OrderState, event: &StoredEvent) -> Result<OrderState, FoldError> {
+    let decoded = checked_decode(&state, event)?;
+    Ok(apply(state, decoded))
+}
+
+/// The event, decoded, if it is the next one after `state`.
+fn checked_decode(
+    state: &OrderState,
+    event: &StoredEvent,
+) -> Result<Option<OrderEvent>, FoldError> {
     let expected = state.version + 1;
     if event.version != expected {
         return Err(FoldError::BrokenHistory {
@@ -51,14 +66,14 @@ pub fn fold_event(state: &mut OrderState, event: &StoredEvent) -> Result<(), Fol
             found: event.version,
         });
     }
-    *state = match event
-        .decode()
-        .map_err(|source| decode_error(event, source))?
-    {
-        Some(decoded) => evolve(std::mem::take(state), &decoded),
-        None => std::mem::take(state).skip_unknown(),
-    };
-    Ok(())
+    event.decode().map_err(|source| decode_error(event, source))
+}
+
+fn apply(state: OrderState, decoded: Option<OrderEvent>) -> OrderState {
+    match decoded {
+        Some(decoded) => evolve(state, &decoded),
+        None => state.skip_unknown(),
+    }
 }
 
 /// Checks that `event` decodes, without folding it: a consumer that skips an event it has
