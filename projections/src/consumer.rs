@@ -7,8 +7,9 @@
 //! feed's entries and moves its checkpoint to the last position before that index. The
 //! Lambdas call it too, through [`crate::stream`], which decodes the stream records first and
 //! maps the failed index to the record a partial batch response names. The stream poller
-//! hands the Lambda payload to a [`StreamHandler`](crate::poller::StreamHandler), so that it
-//! runs exactly what the Lambdas run.
+//! hands the Lambda payload to a [`StreamHandler`](crate::poller::StreamHandler), which every
+//! `ConsumerHandler` is through that same [`crate::stream::consume`], so that it runs exactly
+//! what the Lambdas run: this is the one trait a consumer implements.
 
 use std::sync::Arc;
 

@@ -130,7 +130,7 @@ pub async fn publish(
 /// One stream batch through a consumer: decode, hand the events over (the same
 /// [`ConsumerHandler`] the SQLite change feed calls), and answer with the lowest record that
 /// was not handled, failed or undecodable.
-async fn consume(
+pub async fn consume(
     consumer: &impl ConsumerHandler,
     event: &DynamoDbEvent,
 ) -> Result<DynamoDbEventResponse, StreamError> {

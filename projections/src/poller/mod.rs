@@ -45,8 +45,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orders_store::retry::RetryPolicy;
 
-use crate::projector::Projector;
-use crate::publisher::Publisher;
+use crate::consumer::ConsumerHandler;
 use crate::stream::{self, DynamoDbEvent, DynamoDbEventResponse};
 
 pub use convert::lambda_event;
@@ -55,30 +54,23 @@ use schedule::ShardScheduler;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A function on the stream: the projector or the publisher, as its Lambda sees the stream.
+/// What the poller hands each batch to: Lambda's `DynamoDbEvent` in, the partial batch
+/// response out, as an event source mapping calls a function.
 ///
-/// Not a [`ConsumerHandler`](crate::consumer::ConsumerHandler) (stored events in, first
-/// failed index out, as the change feed's runner calls it): the poller stands in for an event
-/// source mapping, so it hands over Lambda's `DynamoDbEvent` and takes the partial batch
-/// response back, and the functions it calls are the Lambdas' own ([`crate::stream`]), which
-/// decode the records, skip non-`INSERT` ones, stop at an undecodable one and name the
-/// failed record's `SequenceNumber`.
+/// Every [`ConsumerHandler`] (the projector, the publisher) is one, through the same
+/// [`stream::consume`] the Lambdas run: it decodes the records, skips non-`INSERT` ones, stops
+/// at an undecodable one and names the failed record's `SequenceNumber`. So there is one trait
+/// to implement for a consumer of stored events; this one is only the poller's input, which
+/// its tests script with raw records.
 #[async_trait]
 pub trait StreamHandler: Send + Sync {
     async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError>;
 }
 
 #[async_trait]
-impl StreamHandler for Projector {
+impl<C: ConsumerHandler> StreamHandler for C {
     async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError> {
-        Ok(stream::project(self, &event).await?)
-    }
-}
-
-#[async_trait]
-impl StreamHandler for Publisher {
-    async fn handle(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, BoxError> {
-        Ok(stream::publish(self, &event).await?)
+        Ok(stream::consume(self, &event).await?)
     }
 }
 
