@@ -13,7 +13,9 @@
 //! | [`PUBLISH`](RetryPolicy::PUBLISH) | the publisher's failed bus entries | 5 per entry | 50 ms · 2ⁿ⁻¹, up to 2 s |
 //! | [`CONSUMER`](RetryPolicy::CONSUMER) | a stream consumer's failed batch or call: the change feed's consumers, the stream poller's shards | until it succeeds | 100 ms · 2ⁿ⁻¹, up to 5 s |
 //!
-//! Each pause has "equal jitter" ([`RetryPolicy::delay`]).
+//! Each pause is that figure with "equal jitter" ([`RetryPolicy::delay`]: a random point in its
+//! upper half), except the two table waits: one process polling its own table has no one to
+//! spread out from, so it pauses the figure itself ([`RetryPolicy::ceiling`]).
 //!
 //! Only the pauses are shared, not the loop around them. The loops differ in what they carry
 //! from one attempt to the next (the adapter's writes or keys still pending), in how they wait
@@ -84,15 +86,20 @@ impl RetryPolicy {
     };
 
     /// The pause before retry number `retry` (1 = the first retry): "equal jitter", a random
-    /// point in the upper half of `min(max_delay, base_delay * 2^(retry-1))`, so that
-    /// concurrent retriers spread out but none retries at once.
+    /// point in the upper half of [`ceiling`](Self::ceiling), so that concurrent retriers
+    /// spread out but none retries at once.
     pub fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
-            .min(self.max_delay);
+        let ceiling = self.ceiling(retry);
         let half = ceiling / 2;
         half + half.mul_f64(rand::random::<f64>())
+    }
+
+    /// `min(max_delay, base_delay * 2^(retry-1))`: the pause itself for a lone poller, which
+    /// has no one to spread out from (the table waits), and the ceiling of [`delay`](Self::delay).
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        self.base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
+            .min(self.max_delay)
     }
 }
 

@@ -118,6 +118,7 @@ async fn poll_until(
             return Ok(None);
         }
         retry = retry.saturating_add(1);
-        tokio::time::sleep(pace.delay(retry)).await;
+        // One process polls its own table: no jitter, the pauses as before issue 14.
+        tokio::time::sleep(pace.ceiling(retry)).await;
     }
 }
