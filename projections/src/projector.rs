@@ -123,19 +123,21 @@ impl Projector {
 
     /// Applies one event to its order's view (see the module docs for the rules).
     pub async fn apply(&self, event: &StoredEvent) -> Result<Applied, ProjectionError> {
-        // Decoded up front, so an undecodable event fails even where it would be a duplicate.
-        check_decodes(event)?;
         let (order_id, v) = (event.order_id, event.version);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let stored = self.views.get(order_id).await?;
             let w = stored.as_ref().map_or(0, |view| view.version);
+            // An undecodable event fails wherever it stands, a duplicate included; the fold
+            // decodes it on the `w + 1` path, so it is decoded once per attempt there too.
             let (state, applied) = if v <= w {
+                check_decodes(event)?;
                 return Ok(Applied::Duplicate);
             } else if v == w + 1 {
                 let mut state = stored.map_or_else(OrderState::default, OrderView::into_state);
                 fold_event(&mut state, event)?;
                 (state, Applied::Applied)
             } else {
+                check_decodes(event)?;
                 let state = self.fold_history(event).await?;
                 let version = state.version;
                 (state, Applied::Healed { version })
