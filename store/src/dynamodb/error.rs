@@ -15,22 +15,22 @@ pub(super) const UNREACHABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// `Retry-After` when transactions kept colliding: the contention is short-lived.
 pub(super) const CONTENDED_RETRY_AFTER: Duration = Duration::from_millis(200);
 
-/// The outcome of a conditional write: a failed condition is
-/// [`PutOutcome::VersionMismatch`](crate::PutOutcome), any other failure an error.
-pub(super) fn conditional<T, E>(
+/// Whether a conditional write's condition held: `Ok(false)` for a failed condition, an error
+/// for any other failure. Each caller names its own outcome (a put's, a delete's).
+pub(super) fn condition_held<T, E>(
     op: &str,
     result: Result<T, SdkError<E>>,
-) -> Result<crate::PutOutcome, StoreError>
+) -> Result<bool, StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
-        Ok(_) => Ok(crate::PutOutcome::Written),
+        Ok(_) => Ok(true),
         Err(err)
             if err.as_service_error().and_then(|e| e.code())
                 == Some("ConditionalCheckFailedException") =>
         {
-            Ok(crate::PutOutcome::VersionMismatch)
+            Ok(false)
         }
         Err(err) => Err(sdk_error(op, err)),
     }

@@ -7,12 +7,10 @@ use aws_sdk_dynamodb::Client;
 use orders_domain::OrderId;
 
 use super::attributes::{Item, get_n, get_s, n};
-use super::error::{conditional, internal, sdk_error};
+use super::error::{condition_held, internal, sdk_error};
 use super::events::{decode_event, event_key};
 use super::read_model::{batch_get, decode_view, key as view_key};
-use crate::{
-    DeleteOutcome, EventKey, OrderView, PutOutcome, ScanPage, ScanSegment, StoreError, StoredEvent,
-};
+use crate::{DeleteOutcome, EventKey, OrderView, ScanPage, ScanSegment, StoreError, StoredEvent};
 
 /// One page of a parallel `Scan`: part `segment.index` of `segment.total`, strongly
 /// consistent, so that a rebuild never folds an order from a stale read.
@@ -133,9 +131,10 @@ pub(super) async fn delete_view(
         .expression_attribute_values(":expected", n(expected_version))
         .send()
         .await;
-    Ok(match conditional("DeleteItem", result)? {
-        PutOutcome::Written => DeleteOutcome::Deleted,
-        PutOutcome::VersionMismatch => DeleteOutcome::VersionMismatch,
+    Ok(if condition_held("DeleteItem", result)? {
+        DeleteOutcome::Deleted
+    } else {
+        DeleteOutcome::VersionMismatch
     })
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use orders_domain::OrderId;
 
 use super::attributes::{Item, consistent_get, n, s};
-use super::error::{conditional, internal};
+use super::error::{condition_held, internal};
 use crate::{OrderView, PutOutcome, StoreError};
 
 mod batch;
@@ -88,5 +88,9 @@ pub(super) async fn put(
         .set_expression_attribute_values(condition.values)
         .send()
         .await;
-    conditional("PutItem", result)
+    Ok(if condition_held("PutItem", result)? {
+        PutOutcome::Written
+    } else {
+        PutOutcome::VersionMismatch
+    })
 }
