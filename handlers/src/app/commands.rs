@@ -226,12 +226,17 @@ impl CommandService {
                 info!(events = appended, version = new_version, "command applied");
                 Ok(outcome)
             }
-            Err(AppendError::Conflict { current_version }) => {
+            Err(AppendError::Conflict {
+                current_version: actual,
+            }) => {
                 warn!(
                     expected = current_version,
-                    current_version, "lost an append race"
+                    current_version = actual,
+                    "lost an append race"
                 );
-                Err(AppError::Conflict { current_version })
+                Err(AppError::Conflict {
+                    current_version: actual,
+                })
             }
             Err(AppendError::IdempotencyKeyInUse) => {
                 // A concurrent request with the same key committed first: answer as it did.
