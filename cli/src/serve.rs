@@ -21,8 +21,8 @@ use orders_handlers::{Api, ApiConfig, Stores, api_router};
 use orders_projections::eventbridge::EventBridgeBus;
 use orders_projections::poller::{PollerConfig, StreamHandler, StreamPoller, StreamReader};
 use orders_projections::{
-    Bus, LocalBus, LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, Projector, Publisher,
-    PublisherConfig,
+    Bus, DEFAULT_BUS_SOURCE, LocalBus, LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER,
+    Projector, Publisher, PublisherConfig,
 };
 use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::sqlite::{SqliteOptions, SqliteStore};
@@ -43,7 +43,7 @@ pub struct ServeArgs {
     addr: SocketAddr,
 
     /// `Source` of the bus entries the publisher sends.
-    #[arg(long, env = "EVENT_SOURCE", default_value = "orders")]
+    #[arg(long, env = "EVENT_SOURCE", default_value = DEFAULT_BUS_SOURCE)]
     event_source: String,
 
     /// JSON-lines file that receives the bus entries [default: bus.jsonl next to --db].

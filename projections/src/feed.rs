@@ -36,7 +36,7 @@ pub struct FeedConsumer {
     poll_interval: Duration,
     /// The pauses between retries after an error; `max_attempts` is ignored: the consumer
     /// retries until it succeeds or is shut down.
-    backoff: RetryPolicy,
+    retry: RetryPolicy,
 }
 
 impl FeedConsumer {
@@ -52,7 +52,7 @@ impl FeedConsumer {
             checkpoints,
             batch_size: batch_size.max(1),
             poll_interval: DEFAULT_POLL_INTERVAL,
-            backoff: RetryPolicy::CONSUMER,
+            retry: RetryPolicy::CONSUMER,
         }
     }
 
@@ -153,7 +153,7 @@ impl FeedConsumer {
                 Ok(()) => break,
                 Err(error) if attempt < 3 => {
                     tracing::warn!(consumer, checkpoint, %error, "cannot save the final checkpoint; retrying");
-                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
                 }
                 Err(error) => {
                     tracing::error!(consumer, checkpoint, %error, "cannot save the final checkpoint")
@@ -189,7 +189,7 @@ impl FeedConsumer {
     async fn pause(&self, errors: u32, shutdown: Pin<&mut impl Future<Output = ()>>) -> bool {
         tokio::select! {
             () = shutdown => true,
-            () = tokio::time::sleep(self.backoff.delay(errors)) => false,
+            () = tokio::time::sleep(self.retry.delay(errors)) => false,
         }
     }
 }

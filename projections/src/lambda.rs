@@ -14,7 +14,7 @@ use orders_lambda::{EVENTS_TABLE, EnvVar, ORDERS_TABLE};
 use orders_store::dynamodb::DynamoTables;
 use thiserror::Error;
 
-use crate::publisher::PublisherConfig;
+use crate::publisher::{DEFAULT_BUS_SOURCE, PublisherConfig};
 use crate::stream::StreamError;
 
 pub use orders_lambda::Error;
@@ -30,8 +30,11 @@ pub const EVENT_BUS_NAME: EnvVar = EnvVar::required(
     "the EventBridge bus (name or ARN) the publisher sends to",
 );
 /// `EVENT_SOURCE`: the `Source` of the entries.
-pub const EVENT_SOURCE: EnvVar =
-    EnvVar::with_default("EVENT_SOURCE", "orders", "the `Source` of the bus entries");
+pub const EVENT_SOURCE: EnvVar = EnvVar::with_default(
+    "EVENT_SOURCE",
+    DEFAULT_BUS_SOURCE,
+    "the `Source` of the bus entries",
+);
 /// What the `publisher` reads besides logging.
 pub const PUBLISHER_VARS: [EnvVar; 2] = [EVENT_BUS_NAME, EVENT_SOURCE];
 

@@ -40,6 +40,6 @@ pub use local::{LocalRuntime, PROJECTOR_CONSUMER, PUBLISHER_CONSUMER, spawn_loca
 pub use local_bus::{LocalBus, router};
 pub use projector::{Applied, BatchOutcome, ProjectionError, Projector};
 pub use publisher::{
-    Bus, BusEntry, BusError, EntryResult, FailedEvent, PublishError, Publisher, PublisherConfig,
-    RetryPolicy,
+    Bus, BusEntry, BusError, DEFAULT_BUS_SOURCE, EntryResult, FailedEvent, PublishError, Publisher,
+    PublisherConfig, RetryPolicy,
 };

@@ -100,6 +100,9 @@ pub trait Bus: Send + Sync {
     async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, BusError>;
 }
 
+/// The entries' `Source` unless configured (`EVENT_SOURCE`, `orders serve --event-source`).
+pub const DEFAULT_BUS_SOURCE: &str = "orders";
+
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
     /// The entries' EventBridge `Source` (`EVENT_SOURCE`), e.g. `orders`; not the events'
@@ -119,7 +122,7 @@ pub struct PublisherConfig {
 impl Default for PublisherConfig {
     fn default() -> Self {
         Self {
-            bus_source: "orders".to_owned(),
+            bus_source: DEFAULT_BUS_SOURCE.to_owned(),
             event_bus_name: None,
             retry: RetryPolicy::PUBLISH,
             max_concurrent_batches: 4,

@@ -104,7 +104,7 @@ fn start(
     );
     // Long enough that only the append notification can explain a prompt wake-up.
     consumer.poll_interval = Duration::from_secs(60);
-    consumer.backoff = RetryPolicy {
+    consumer.retry = RetryPolicy {
         max_attempts: u32::MAX,
         base_delay: Duration::from_millis(2),
         max_delay: Duration::from_millis(10),
