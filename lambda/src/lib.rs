@@ -171,20 +171,21 @@ impl LogConfig {
     /// [`LOG_VARS`], looked up with `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let [format, level, rust_log] = LOG_VARS;
-        let format = match var(format.name) {
+        // Read through the declarations, as the `configured` line shows them (trimmed).
+        let format = match format.get(&var) {
             Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
             _ => LogFormat::Text,
         };
-        let filter = match var(level.name) {
+        let filter = match level.get(&var) {
             // Lambda's levels are TRACE..ERROR plus FATAL, which tracing does not have.
             Some(level) if level.eq_ignore_ascii_case("fatal") => "error".to_owned(),
             Some(level) => LevelFilter::from_str(&level)
                 .unwrap_or(LevelFilter::INFO)
                 .to_string()
                 .to_ascii_lowercase(),
-            None => var(rust_log.name)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| "info".to_owned()),
+            None => rust_log
+                .get_or_default(&var)
+                .expect("RUST_LOG has a default"),
         };
         Self { format, filter }
     }

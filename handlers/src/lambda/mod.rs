@@ -78,8 +78,6 @@ pub use crate::http::Api;
 pub use lambda_http::Error;
 pub use orders_lambda::{LogConfig, LogFormat, init_tracing, init_tracing_to, report_init_error};
 
-/// The table-name variables a function must be given.
-pub const TABLE_VARS: [&str; 3] = [EVENTS_TABLE.name, ORDERS_TABLE.name, IDEMPOTENCY_TABLE.name];
 /// The cursor-signing secret of the query API.
 pub const CURSOR_KEY: EnvVar = EnvVar::required(
     "CURSOR_KEY",

@@ -168,6 +168,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// Creates the read-model table `table` (a shadow of `orders`), unless another process just
 /// did, as the file's migrations made `orders`: every migration's read-model statements, in
 /// order, in one immediate transaction.
+///
+/// A shadow that already exists is left as it is. With one migration that is always the
+/// current schema; when a migration 2 changes the read model, a shadow made before it must be
+/// dropped and rebuilt (or migrated too) before it is switched to.
 pub(super) fn create_read_model(
     conn: &mut Connection,
     table: &TableName,
