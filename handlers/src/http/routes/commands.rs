@@ -35,9 +35,9 @@ async fn create(
     Ok(CommandResponse(app.commands.create(create, context).await?))
 }
 
-/// A change to an existing order, `POST /orders/{id}/{ACTION}`: the command its body makes.
+/// A change to an existing order, `POST /orders/{id}/{name}`: the command its body makes,
+/// whose [`name`](OrderCommand::name) is the path's last segment.
 trait Transition {
-    const ACTION: &'static str;
     fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError>;
 }
 
@@ -46,7 +46,6 @@ struct Cancel;
 struct Ship;
 
 impl Transition for Confirm {
-    const ACTION: &'static str = "confirm";
     fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError> {
         extract::no_fields(body)?;
         Ok(OrderCommand::Confirm)
@@ -54,7 +53,6 @@ impl Transition for Confirm {
 }
 
 impl Transition for Cancel {
-    const ACTION: &'static str = "cancel";
     fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError> {
         let reason = extract::cancel_reason(body)?;
         Ok(OrderCommand::Cancel { reason })
@@ -62,7 +60,6 @@ impl Transition for Cancel {
 }
 
 impl Transition for Ship {
-    const ACTION: &'static str = "ship";
     fn command(body: Option<&Value>) -> Result<OrderCommand, ApiError> {
         extract::no_fields(body)?;
         Ok(OrderCommand::Ship)
@@ -76,7 +73,7 @@ async fn transition<T: Transition>(
     body: JsonBody,
 ) -> Result<CommandResponse, ApiError> {
     let command = T::command(body.value())?;
-    let path = format!("/orders/{id}/{}", T::ACTION);
+    let path = format!("/orders/{id}/{}", command.name());
     let context = headers.context(
         &Method::POST,
         &path,
