@@ -122,21 +122,6 @@ pub const LOG_VARS: [EnvVar; 3] = [
     ),
 ];
 
-/// An environment given as name/value pairs, for tests and benchmarks that must not set the
-/// process's own.
-pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Clone + use<> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |name| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-}
-
 /// The `errorType` of a configuration a function cannot start with.
 pub const CONFIG_ERROR_TYPE: &str = "Orders.Config";
 
@@ -305,6 +290,8 @@ pub async fn report_init_error(diagnostic: Diagnostic) {
 
 #[cfg(test)]
 mod tests {
+    use orders_testkit::env::env_of;
+
     use super::*;
 
     #[test]

@@ -103,7 +103,7 @@ pub async fn init_publisher() -> Result<PublisherConfig, Error> {
 
 #[cfg(test)]
 mod tests {
-    use orders_lambda::env_of as vars;
+    use orders_testkit::env::env_of as vars;
 
     use super::*;
 

@@ -2,6 +2,7 @@
 //! dev-dependency, never as a dependency.
 //!
 //! - [`decider`]: the order decider as given / when / then;
+//! - [`env`]: an environment as name/value pairs, for the functions' config parsers;
 //! - [`fixtures`]: domain events and ids;
 //! - [`problem`]: asserting an RFC 9457 problem answer;
 //! - [`apigw`]: API Gateway proxy events in the canonical AWS shapes;
@@ -17,6 +18,7 @@
 
 pub mod apigw;
 pub mod decider;
+pub mod env;
 pub mod fixtures;
 pub mod fuzz;
 pub mod problem;

@@ -712,7 +712,7 @@ impl Tap for Value {
 
 // --- configuration, logging, errors -------------------------------------------------------
 
-use orders_lambda::env_of as vars;
+use orders_testkit::env::env_of as vars;
 
 const TABLES: [(&str, &str); 3] = [
     ("EVENTS_TABLE", "ev"),
