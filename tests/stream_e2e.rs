@@ -111,7 +111,6 @@ async fn commands_flow_through_the_stream_to_views_and_to_an_sqs_queue_behind_th
         .map(|(i, handler)| {
             let mut config = PollerConfig::new(["projector", "publisher"][i]);
             config.batch_size = 7;
-            config.idle_wait = Duration::from_millis(50);
             let poller = StreamPoller::new(reader.clone(), config);
             run_until_stopped(poller, handler, stopped.clone())
         })
@@ -523,7 +522,6 @@ async fn through_the_poller_an_orders_events_reach_the_bus_in_version_order_desp
     let (stop, stopped) = watch::channel(false);
     let reader = StreamReader::connect(Some(&endpoint), store.tables().events.clone()).await;
     let mut poller_config = PollerConfig::new("publisher");
-    poller_config.idle_wait = Duration::from_millis(50);
     poller_config.retry = RetryPolicy {
         max_attempts: u32::MAX,
         base_delay: Duration::from_millis(10),

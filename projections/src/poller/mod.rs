@@ -12,10 +12,14 @@
 //!   leaves the listing: a closed shard stays listed for a while after its records are
 //!   trimmed (24 hours), and none of that may hold its children back for good. Each case that
 //!   may have lost records is logged as a warning naming the shard.
-//! - **Scheduling.** Each shard has its own next poll: at once after a batch, after
-//!   `idle_wait` when it had nothing, after its own backoff (with jitter, growing to
-//!   `retry.max_delay`) when it failed, so one failing shard never delays the others. The
-//!   listing (`DescribeStream`) is refreshed at most once per `shard_refresh`.
+//! - **Scheduling.** Each shard has its own next poll: at once after a batch; after an idle
+//!   wait when it had nothing, `idle_wait` doubling with every further empty read up to
+//!   `max_idle_wait` (1 s: about one `GetRecords` per shard per second when idle, where a
+//!   Lambda mapping makes four), back to `idle_wait` after records; after its own backoff
+//!   (with jitter, growing to `retry.max_delay`) when it failed, so one failing shard never
+//!   delays the others. The listing (`DescribeStream`, 10 calls/s allowed) is refreshed every
+//!   `shard_refresh` (10 s) and when a shard ends, which is when its children appear; never
+//!   per `GetRecords`.
 //! - **Batches.** `GetRecords` with `Limit` = the batch size; the records become exactly the
 //!   `DynamoDbEvent` payload Lambda delivers ([`lambda_event`]), handed to the same handler
 //!   functions as the Lambdas ([`crate::stream`]).
@@ -88,10 +92,18 @@ pub struct PollerConfig {
     /// Records per batch: `GetRecords`' `Limit`, at most 1 000 (an event source mapping's
     /// `BatchSize`; one `GetRecords` call returns at most 1 000).
     pub batch_size: i32,
-    /// The pause before polling a shard again after it had no new records.
+    /// The pause before polling a shard again after its first empty read; it doubles with
+    /// every further empty read, up to `max_idle_wait`, and a read with records resets it.
+    /// Short, so records that follow a batch closely are read at once.
     pub idle_wait: Duration,
-    /// The least time between two listings of the stream's shards (`DescribeStream`, which
-    /// AWS allows 10 times a second): how soon a new shard (a split) is noticed.
+    /// The longest pause of an idle shard: about one `GetRecords` per shard per second
+    /// (per poller: the projector and the publisher each make theirs), and how late the
+    /// first record after a long idle spell can be read.
+    pub max_idle_wait: Duration,
+    /// How often the stream's shards are listed (`DescribeStream`, which AWS allows 10 times
+    /// a second) besides when a shard ends. A split closes a shard, whose end (no
+    /// `NextShardIterator`) lists the shards at once, so this only bounds how long a shard
+    /// the poller could not see end (one trimmed away unread) takes to be noticed.
     pub shard_refresh: Duration,
     pub start: StartPosition,
     /// The backoff of a shard after a failed batch or call, per shard (default
@@ -105,11 +117,21 @@ impl PollerConfig {
         Self {
             name: name.into(),
             batch_size: 100,
-            idle_wait: Duration::from_millis(200),
-            shard_refresh: Duration::from_millis(200),
+            idle_wait: Duration::from_millis(50),
+            max_idle_wait: Duration::from_secs(1),
+            shard_refresh: Duration::from_secs(10),
             start: StartPosition::TrimHorizon,
             retry: RetryPolicy::CONSUMER,
         }
+    }
+
+    /// The pause after the `empty_reads`-th empty read in a row (from 1): `idle_wait`
+    /// doubled for each one before it, at most `max_idle_wait`.
+    pub fn idle_wait_after(&self, empty_reads: u32) -> Duration {
+        let doublings = empty_reads.saturating_sub(1).min(31);
+        self.idle_wait
+            .saturating_mul(1 << doublings)
+            .min(self.max_idle_wait)
     }
 }
 

@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::time::Instant;
+
+// Tokio's clock, so the tests can run the poller on a paused one and count its calls per
+// simulated second.
+use tokio::time::Instant;
 
 use super::convert::lambda_event;
 use super::reader::{IteratorStart, ListedShard, StreamsApi, StreamsError};
@@ -26,6 +29,8 @@ struct Shard {
     finished: bool,
     /// Consecutive failed attempts, for the backoff.
     failures: u32,
+    /// Consecutive empty reads, for the idle wait.
+    empty_reads: u32,
     /// When to poll it next: later after an empty read or a failure, so a shard that has
     /// records never waits for one that backs off.
     due: Instant,
@@ -40,6 +45,7 @@ impl Shard {
             position: Resume::Start,
             finished: false,
             failures: 0,
+            empty_reads: 0,
             due: now,
         }
     }
@@ -62,7 +68,7 @@ enum Resume {
 enum Polled {
     /// A batch went to the handler and was committed: poll again at once.
     Delivered,
-    /// Nothing new: poll again after the idle wait.
+    /// Nothing new: poll again after the idle wait, which grows while the shard stays empty.
     Empty,
     /// The position moved without reading (trimmed, or an expired iterator): poll again at
     /// once from the new position.
@@ -75,10 +81,11 @@ enum Polled {
 ///
 /// Each shard has its own next-poll instant ([`Shard::due`]): the loop polls the shards that
 /// are due, then sleeps until the earliest next one. A shard with records is due again at
-/// once, an empty one after [`PollerConfig::idle_wait`], a failing one after its own backoff,
-/// so one shard's failures never delay the others. The shard listing (`DescribeStream`,
-/// which AWS allows 10 times a second) is refreshed at most once per
-/// [`PollerConfig::shard_refresh`], however busy the shards are.
+/// once, an empty one after [`PollerConfig::idle_wait_after`] its empty reads in a row (up to
+/// a second), a failing one after its own backoff, so one shard's failures never delay the
+/// others. The shard listing (`DescribeStream`, which AWS allows 10 times a second) is
+/// refreshed every [`PollerConfig::shard_refresh`] and in the turn after a shard ends,
+/// however busy the shards are: never per `GetRecords`.
 pub(super) struct ShardScheduler<'a> {
     api: &'a dyn StreamsApi,
     stream_arn: &'a str,
@@ -87,6 +94,8 @@ pub(super) struct ShardScheduler<'a> {
     handler: &'a dyn StreamHandler,
     shards: BTreeMap<String, Shard>,
     next_refresh: Instant,
+    /// Consecutive failed listings, for their backoff.
+    refresh_failures: u32,
 }
 
 impl<'a> ShardScheduler<'a> {
@@ -105,6 +114,7 @@ impl<'a> ShardScheduler<'a> {
             handler,
             shards: BTreeMap::new(),
             next_refresh: Instant::now(),
+            refresh_failures: 0,
         }
     }
 
@@ -115,7 +125,7 @@ impl<'a> ShardScheduler<'a> {
             tokio::select! {
                 biased;
                 () = &mut shutdown => return,
-                () = tokio::time::sleep_until(wake.into()) => {}
+                () = tokio::time::sleep_until(wake) => {}
             }
         }
     }
@@ -125,10 +135,25 @@ impl<'a> ShardScheduler<'a> {
     async fn turn(&mut self) -> Instant {
         let now = Instant::now();
         if now >= self.next_refresh {
-            if let Err(error) = self.refresh_shards(now).await {
-                tracing::warn!(consumer = %self.config.name, %error, "cannot list the stream's shards; retrying");
-            }
-            self.next_refresh = Instant::now() + self.config.shard_refresh;
+            let wait = match self.refresh_shards(now).await {
+                Ok(()) => {
+                    self.refresh_failures = 0;
+                    self.config.shard_refresh
+                }
+                // A throttled or failed listing is retried after a backoff rather than a whole
+                // `shard_refresh`: it may be the one a shard's end asked for.
+                Err(error) => {
+                    self.refresh_failures += 1;
+                    let delay = self
+                        .config
+                        .retry
+                        .delay(self.refresh_failures)
+                        .min(self.config.shard_refresh);
+                    tracing::warn!(consumer = %self.config.name, %error, attempts = self.refresh_failures, retry_in_ms = delay.as_millis() as u64, "cannot list the stream's shards; retrying");
+                    delay
+                }
+            };
+            self.next_refresh = Instant::now() + wait;
         }
         let due: Vec<String> = self
             .readable()
@@ -143,14 +168,21 @@ impl<'a> ShardScheduler<'a> {
             match polled {
                 Ok(Polled::Delivered) => {
                     shard.failures = 0;
+                    shard.empty_reads = 0;
                     shard.due = now;
                 }
                 Ok(Polled::Moved) => shard.due = now,
                 Ok(Polled::Empty) => {
                     shard.failures = 0;
-                    shard.due = now + self.config.idle_wait;
+                    shard.empty_reads += 1;
+                    shard.due = now + self.config.idle_wait_after(shard.empty_reads);
                 }
-                Ok(Polled::Finished) => shard.finished = true,
+                // A shard ends when the stream rolls it over or splits it: its children are
+                // listed from then on, so the shards are listed again in the next turn.
+                Ok(Polled::Finished) => {
+                    shard.finished = true;
+                    self.next_refresh = now;
+                }
                 Err(error) => {
                     shard.failures += 1;
                     let delay = self.config.retry.delay(shard.failures);

@@ -1,11 +1,14 @@
 //! The poller's shard scheduling against a scripted stream ([`ScriptedStream`], the Streams
 //! calls only; the poller on DynamoDB Local is in `tests/stream_e2e.rs`): trimmed and gone
-//! parents do not hold their children back, one shard's backoff does not delay another, and
-//! the shard listing is not repeated for every batch.
+//! parents do not hold their children back, one shard's backoff does not delay another, the
+//! shard listing is not repeated for every batch, and an idle shard is read about once a
+//! second (counted on tokio's paused clock, so no figure depends on the machine's speed).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use aws_sdk_dynamodbstreams::types::{OperationType, Record, StreamRecord};
 
@@ -53,6 +56,9 @@ struct ScriptedShard {
     get_records_fails_at: Vec<(usize, Fails)>,
     /// Listed by the first this many listings only (then trimmed away); `None`: always.
     listed_times: Option<usize>,
+    /// Listed from this listing on (counted from 1), as a child appears when its parent is
+    /// closed; `None`: from the first.
+    listed_from: Option<usize>,
 }
 
 impl ScriptedShard {
@@ -86,6 +92,10 @@ enum Call {
 #[derive(Debug, Default)]
 struct ScriptedStream {
     shards: BTreeMap<&'static str, ScriptedShard>,
+    /// Records written to a shard while the poller runs ([`ScriptedStream::append`]).
+    appended: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The first this many `DescribeStream` calls fail (throttled).
+    listings_fail: usize,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -93,8 +103,52 @@ impl ScriptedStream {
     fn new(shards: impl IntoIterator<Item = (&'static str, ScriptedShard)>) -> Self {
         Self {
             shards: shards.into_iter().collect(),
+            appended: Mutex::default(),
+            listings_fail: 0,
             calls: Mutex::default(),
         }
+    }
+
+    /// Writes `count` more records to an open shard; returns their sequence numbers.
+    fn append(&self, shard_id: &str, count: usize) -> Vec<String> {
+        let mut records = self.records_of(shard_id);
+        let first = records.len() + 1;
+        let prefix = records
+            .first()
+            .map_or_else(|| "9".to_owned(), |r| r[..1].to_owned());
+        let new: Vec<String> = (first..first + count)
+            .map(|n| format!("{prefix}{n:020}"))
+            .collect();
+        records.extend(new.iter().cloned());
+        self.appended
+            .lock()
+            .unwrap()
+            .entry(shard_id.to_owned())
+            .or_default()
+            .extend(new.iter().cloned());
+        new
+    }
+
+    /// A shard's records: the scripted ones, then the appended ones.
+    fn records_of(&self, shard_id: &str) -> Vec<String> {
+        let scripted = self
+            .shards
+            .get(shard_id)
+            .map(|shard| shard.records.clone())
+            .unwrap_or_default();
+        let appended = self.appended.lock().unwrap().get(shard_id).cloned();
+        [scripted, appended.unwrap_or_default()].concat()
+    }
+
+    /// When each `GetRecords` on `shard_id` was made.
+    fn reads_of(&self, shard_id: &str) -> Vec<Instant> {
+        self.calls()
+            .into_iter()
+            .filter_map(|call| match call {
+                Call::GetRecords { shard, at } if shard == shard_id => Some(at),
+                _ => None,
+            })
+            .collect()
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -129,10 +183,16 @@ impl StreamsApi for ScriptedStream {
             first: exclusive_start.is_none(),
         });
         let listing = self.listings();
+        if listing <= self.listings_fail {
+            return Err(StreamsError::Other(
+                "LimitExceededException: DescribeStream is throttled".to_owned(),
+            ));
+        }
         let mut listed = self
             .shards
             .iter()
             .filter(|(_, shard)| shard.listed_times.is_none_or(|times| listing <= times))
+            .filter(|(_, shard)| shard.listed_from.is_none_or(|from| listing >= from))
             .filter(|(id, _)| exclusive_start.as_deref().is_none_or(|start| **id > start));
         let Some((id, shard)) = listed.next() else {
             return Ok(ShardPage::default());
@@ -161,10 +221,11 @@ impl StreamsApi for ScriptedStream {
         if let Some(fails) = shard.get_shard_iterator_fails {
             return Err(fails.error(shard_id));
         }
-        let position = |sequence: &str| shard.records.iter().position(|s| s == sequence);
+        let records = self.records_of(shard_id);
+        let position = |sequence: &str| records.iter().position(|s| s == sequence);
         let offset = match from {
             IteratorStart::TrimHorizon => 0,
-            IteratorStart::Latest => shard.records.len(),
+            IteratorStart::Latest => records.len(),
             IteratorStart::After(sequence) => position(sequence).expect("a known record") + 1,
             IteratorStart::At(sequence) => position(sequence).expect("a known record"),
         };
@@ -191,8 +252,9 @@ impl StreamsApi for ScriptedStream {
             return Err(fails.error(shard_id));
         }
         let offset: usize = offset.parse().expect("a scripted offset");
-        let end = (offset + usize::try_from(limit).unwrap()).min(shard.records.len());
-        let records = shard.records[offset..end]
+        let all = self.records_of(shard_id);
+        let end = (offset + usize::try_from(limit).unwrap()).min(all.len());
+        let records = all[offset..end]
             .iter()
             .map(|sequence| {
                 Record::builder()
@@ -202,7 +264,7 @@ impl StreamsApi for ScriptedStream {
             })
             .collect();
         let next_iterator =
-            (!(shard.closed && end == shard.records.len())).then(|| format!("{shard_id}#{end}"));
+            (!(shard.closed && end == all.len())).then(|| format!("{shard_id}#{end}"));
         Ok(RecordPage {
             records,
             next_iterator,
@@ -239,6 +301,7 @@ fn config(retry_base: Duration, retry_max: Duration) -> PollerConfig {
     let mut config = PollerConfig::new("test");
     config.batch_size = 1;
     config.idle_wait = Duration::from_millis(5);
+    config.max_idle_wait = Duration::from_millis(5);
     config.shard_refresh = Duration::from_millis(20);
     config.retry = RetryPolicy {
         max_attempts: u32::MAX,
@@ -513,5 +576,202 @@ async fn an_expired_iterator_resumes_at_the_position_and_a_trimmed_one_at_the_ol
         handler.delivered(),
         [&records[..2], &records[..]].concat(),
         "delivered in order, at least once"
+    );
+}
+
+/// Runs the poller on `stream` for `period` of tokio's clock, with `meanwhile` (what the test
+/// does to the stream) alongside.
+async fn poll_for(
+    stream: &ScriptedStream,
+    handler: &Recorder,
+    config: &PollerConfig,
+    period: Duration,
+    meanwhile: impl Future<Output = ()>,
+) {
+    let scheduler = ShardScheduler::new(stream, "arn:stream", "us-east-1", config, handler);
+    tokio::join!(scheduler.run(tokio::time::sleep(period)), meanwhile);
+}
+
+/// The paused clock moves to a timer's deadline at millisecond granularity.
+const TICK: Duration = Duration::from_millis(2);
+
+#[tokio::test(start_paused = true)]
+async fn idle_shards_are_read_about_once_a_second_by_each_poller_and_listed_rarely() {
+    // Two empty shards, read by two pollers (the projector's and the publisher's) with the
+    // defaults `orders serve` uses, for a minute.
+    let stream = ScriptedStream::new([
+        ("shard-a", ScriptedShard::default()),
+        ("shard-b", ScriptedShard::default()),
+    ]);
+    let (projector, publisher) = (Recorder::default(), Recorder::default());
+    let config = PollerConfig::new("test");
+    let minute = Duration::from_secs(60);
+    let start = Instant::now();
+    let run = |handler| {
+        let scheduler = ShardScheduler::new(&stream, "arn:stream", "us-east-1", &config, handler);
+        scheduler.run(tokio::time::sleep(minute))
+    };
+    tokio::join!(run(&projector), run(&publisher));
+
+    // After the ramp (50 ms doubling to 1 s: 1.55 s), about one read per second per poller:
+    // both together stay far below anything AWS throttles (two readers per shard).
+    let ramp = Duration::from_secs(2);
+    for shard in ["shard-a", "shard-b"] {
+        let reads = stream.reads_of(shard);
+        let after_ramp = reads.iter().filter(|at| **at >= start + ramp).count();
+        let seconds = (minute - ramp).as_secs() as usize;
+        assert!(
+            after_ramp <= 2 * (seconds + 1),
+            "{shard}: {after_ramp} GetRecords by two pollers in {seconds} idle seconds"
+        );
+        assert!(
+            after_ramp >= 2 * (seconds - 1),
+            "{shard}: still polled, {after_ramp} GetRecords in {seconds} idle seconds"
+        );
+    }
+    // Listed every `shard_refresh` (10 s) by each poller, not for every GetRecords.
+    let allowed = 2 * (1 + minute.as_secs() / config.shard_refresh.as_secs()) as usize;
+    assert!(
+        stream.listings() <= allowed,
+        "{} listings in a minute, at most {allowed} allowed",
+        stream.listings()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shard_with_records_is_read_again_at_once_and_its_idle_wait_grows_only_while_empty() {
+    let stream = ScriptedStream::new([("shard-1", ScriptedShard::with_records(1, 50))]);
+    let scripted = stream.shards["shard-1"].records.clone();
+    let handler = Recorder::default();
+    let mut config = PollerConfig::new("test");
+    config.batch_size = 1;
+    let start = Instant::now();
+    // After a long idle spell, in the middle of an idle wait.
+    let appended_at = start + Duration::from_millis(20_300);
+    let appended = Mutex::new(Vec::new());
+    poll_for(&stream, &handler, &config, Duration::from_secs(30), async {
+        tokio::time::sleep_until(appended_at).await;
+        *appended.lock().unwrap() = stream.append("shard-1", 3);
+    })
+    .await;
+    let appended = appended.into_inner().unwrap();
+    assert_eq!(handler.delivered(), [scripted, appended.clone()].concat());
+
+    let reads = stream.reads_of("shard-1");
+    // The fifty one-record batches and the empty read after them, back to back.
+    assert!(
+        reads[..51].iter().all(|at| *at - start < TICK),
+        "a shard that returned records is read again at once: {:?}",
+        reads[..51].iter().map(|at| *at - start).collect::<Vec<_>>()
+    );
+    // Empty, it waits 50 ms, then twice as long each time, up to a second.
+    let before_append: Vec<Instant> = reads
+        .iter()
+        .copied()
+        .filter(|at| *at < appended_at)
+        .collect();
+    for (empty_reads, pair) in (1u32..).zip(before_append[50..].windows(2)) {
+        let waited = pair[1] - pair[0];
+        let expected = config.idle_wait_after(empty_reads);
+        assert!(
+            waited >= expected && waited - expected < TICK,
+            "after {empty_reads} empty reads it waited {waited:?}, not {expected:?}"
+        );
+    }
+    assert_eq!(config.idle_wait_after(6), config.max_idle_wait);
+    // The records written during the idle spell are read within the longest idle wait.
+    let after: Vec<Instant> = reads
+        .iter()
+        .copied()
+        .filter(|at| *at >= appended_at)
+        .collect();
+    assert!(
+        after[0] - appended_at <= config.max_idle_wait,
+        "the first read after the append came {:?} later",
+        after[0] - appended_at
+    );
+    // Three batches at once and an empty read, then the idle wait starts over from 50 ms.
+    assert!(after[..4].iter().all(|at| *at - after[0] < TICK));
+    let waited = after[4] - after[3];
+    assert!(
+        waited >= config.idle_wait && waited - config.idle_wait < TICK,
+        "after records, the idle wait starts over: waited {waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shard_that_ends_lists_the_shards_at_once_and_its_child_is_read() {
+    // The child is listed only once its parent is closed; the schedule alone would list the
+    // shards again an hour later.
+    let stream = ScriptedStream::new([
+        (
+            "shard-1-parent",
+            ScriptedShard {
+                closed: true,
+                ..ScriptedShard::with_records(1, 2)
+            },
+        ),
+        (
+            "shard-2-child",
+            ScriptedShard {
+                parent: Some("shard-1-parent"),
+                listed_from: Some(2),
+                ..ScriptedShard::with_records(2, 2)
+            },
+        ),
+    ]);
+    let expected = [
+        stream.shards["shard-1-parent"].records.clone(),
+        stream.shards["shard-2-child"].records.clone(),
+    ]
+    .concat();
+    let handler = Recorder::default();
+    let mut config = PollerConfig::new("test");
+    config.shard_refresh = Duration::from_secs(3600);
+    let start = Instant::now();
+    poll_for(&stream, &handler, &config, Duration::from_secs(5), async {}).await;
+
+    assert_eq!(handler.delivered(), expected);
+    assert_eq!(
+        stream.listings(),
+        2,
+        "at the start, and when the parent ended"
+    );
+    let child = stream.reads_of("shard-2-child");
+    assert!(
+        child[0] - start < TICK,
+        "the child is read as soon as its parent ends, {:?} later",
+        child[0] - start
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_listing_is_retried_after_the_backoff_not_after_a_whole_shard_refresh() {
+    // The first two listings are throttled; the schedule alone would list again an hour later.
+    let stream = ScriptedStream {
+        listings_fail: 2,
+        ..ScriptedStream::new([("shard-1", ScriptedShard::with_records(1, 3))])
+    };
+    let records = stream.shards["shard-1"].records.clone();
+    let handler = Recorder::default();
+    let mut config = PollerConfig::new("test");
+    config.shard_refresh = Duration::from_secs(3600);
+    let start = Instant::now();
+    poll_for(&stream, &handler, &config, Duration::from_secs(60), async {
+    })
+    .await;
+
+    assert_eq!(handler.delivered(), records);
+    assert_eq!(
+        stream.listings(),
+        3,
+        "two throttled, then one that lists the shard"
+    );
+    // After the poller's backoff: retries 1 and 2 wait at most their ceilings (100, 200 ms).
+    let first_read = stream.reads_of("shard-1")[0];
+    assert!(
+        first_read - start <= config.retry.ceiling(1) + config.retry.ceiling(2) + TICK,
+        "read {:?} after the start",
+        first_read - start
     );
 }
