@@ -7,7 +7,10 @@
 //!    `--events-per-order N`, N events (v1..vN) of each of 1 000 / N orders in one batch, which
 //!    the publisher sends in N rounds (an order's next event waits for its previous one).
 //! 3. End-to-end lag through the local poller: a create accepted by the `command-api`
-//!    handler -> its view readable in the read model, one order at a time.
+//!    handler -> its view readable in the read model, one order at a time (`--lag-gap-ms`
+//!    apart, so the poller idles between them). The poller's idle waits and shard refresh
+//!    are flags, so one build can run an older pacing and the current one alternately
+//!    (`--lag-only`).
 //!
 //! INIT and zip sizes of the `projector` and `publisher` bootstraps are in `lambda-bench` and
 //! `scripts/package-lambdas.sh`. Needs `DYNAMODB_ENDPOINT` and `MOTO_ENDPOINT`:
@@ -55,6 +58,21 @@ struct Args {
     /// Only the publisher's figure (for before/after comparisons of the publisher).
     #[arg(long)]
     publisher_only: bool,
+    /// Only the lag through the local poller (for before/after comparisons of its pacing).
+    #[arg(long, conflicts_with = "publisher_only")]
+    lag_only: bool,
+    /// The pause between one order's view appearing and the next create, in ms.
+    #[arg(long, default_value_t = 0)]
+    lag_gap_ms: u64,
+    /// The poller's first idle wait, in ms [default: PollerConfig's].
+    #[arg(long)]
+    idle_wait_ms: Option<u64>,
+    /// The poller's longest idle wait, in ms [default: PollerConfig's].
+    #[arg(long)]
+    max_idle_wait_ms: Option<u64>,
+    /// The poller's shard listing interval, in ms [default: PollerConfig's].
+    #[arg(long)]
+    shard_refresh_ms: Option<u64>,
 }
 
 #[tokio::main]
@@ -68,7 +86,7 @@ async fn main() {
 
     // 1. Projector: v1, v2, v3 of `batch` orders, one 1 000-record batch each.
     let orders: Vec<OrderId> = (0..args.batch).map(|_| new_order_id()).collect();
-    if !args.publisher_only {
+    if !args.publisher_only && !args.lag_only {
         let projector = Projector::new(shared.clone(), shared.clone());
         let mut projected = Vec::new();
         for (round, data) in [
@@ -99,6 +117,102 @@ async fn main() {
     }
 
     // 2. Publisher: the same records to a bus on moto.
+    if !args.lag_only {
+        publisher_rows(&args, &mut rows).await;
+    }
+    if args.publisher_only {
+        print_rows(rows);
+        return;
+    }
+
+    // 3. Lag through the local poller, as `orders serve --backend dynamodb` runs it.
+    let mut poller_config = PollerConfig::new("projector");
+    let ms_flag =
+        |flag: Option<u64>, default: Duration| flag.map_or(default, Duration::from_millis);
+    poller_config.idle_wait = ms_flag(args.idle_wait_ms, poller_config.idle_wait);
+    poller_config.max_idle_wait = ms_flag(args.max_idle_wait_ms, poller_config.max_idle_wait);
+    poller_config.shard_refresh = ms_flag(args.shard_refresh_ms, poller_config.shard_refresh);
+    let pacing = format!(
+        "idle wait {}..{} ms, shard refresh {} ms, {} ms between orders",
+        poller_config.idle_wait.as_millis(),
+        poller_config.max_idle_wait.as_millis(),
+        poller_config.shard_refresh.as_millis(),
+        args.lag_gap_ms
+    );
+    let (stop, stopped) = watch::channel(false);
+    let reader = StreamReader::connect(Some(&endpoint), tables.events.clone()).await;
+    let poller = StreamPoller::new(reader, poller_config);
+    let handler = Arc::new(Projector::new(shared.clone(), shared.clone()));
+    let polling = tokio::spawn(async move {
+        let mut stopped = stopped;
+        poller
+            .run(handler, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let vars = |name: &str| {
+        names
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let commands = ApiHandler::new(command_router(
+        Stores::shared(store.clone()),
+        LambdaConfig::from_vars(Api::Commands, vars).unwrap().http,
+    ));
+    let mut lags = Vec::with_capacity(args.lag_samples);
+    for i in 0..args.lag_samples {
+        tokio::time::sleep(Duration::from_millis(args.lag_gap_ms)).await;
+        let request = apigw_events::v2(
+            "POST",
+            "/orders",
+            "",
+            &[],
+            Some(&new_order(&format!("lag-{i}"))),
+        );
+        let request: LambdaRequest = serde_json::from_value(request).unwrap();
+        let response = commands
+            .handle(LambdaEvent::new(request, Context::default()))
+            .await
+            .unwrap();
+        let accepted = Instant::now();
+        let response: Value = serde_json::to_value(&response).unwrap();
+        assert_eq!(response["statusCode"], 201);
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        let id = OrderId::parse(body["orderId"].as_str().unwrap()).unwrap();
+        loop {
+            if store.get(id).await.unwrap().is_some() {
+                break;
+            }
+            assert!(
+                accepted.elapsed() < Duration::from_secs(30),
+                "the view appears"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lags.push(accepted.elapsed());
+    }
+    stop.send(true).unwrap();
+    polling.await.unwrap().expect("the poller ran");
+    lags.sort();
+    let quantile = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    rows.push((
+        "end-to-end lag, create -> view (local poller)".to_owned(),
+        format!(
+            "p50 {}  p99 {}  max {}  (n={}, {pacing})",
+            ms(quantile(0.5)),
+            ms(quantile(0.99)),
+            ms(lags[lags.len() - 1]),
+            lags.len(),
+        ),
+    ));
+
+    print_rows(rows);
+}
+
+/// The publisher's figure: `args.batch` records to a bus on moto, three times.
+async fn publisher_rows(args: &Args, rows: &mut Vec<(String, String)>) {
     let moto = moto_endpoint();
     let bus_name = format!("bench-{}", uuid::Uuid::now_v7().simple());
     let config = orders_store::aws::sdk_config(Some(&moto), "AWS_ENDPOINT_URL_EVENTBRIDGE").await;
@@ -139,81 +253,6 @@ async fn main() {
         ),
         throughput(args.batch / per_order * per_order, &published),
     ));
-    if args.publisher_only {
-        print_rows(rows);
-        return;
-    }
-
-    // 3. Lag through the local poller, as `orders serve --backend dynamodb` runs it.
-    let (stop, stopped) = watch::channel(false);
-    let reader = StreamReader::connect(Some(&endpoint), tables.events.clone()).await;
-    let poller = StreamPoller::new(reader, PollerConfig::new("projector"));
-    let handler = Arc::new(Projector::new(shared.clone(), shared.clone()));
-    let polling = tokio::spawn(async move {
-        let mut stopped = stopped;
-        poller
-            .run(handler, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
-    let vars = |name: &str| {
-        names
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let commands = ApiHandler::new(command_router(
-        Stores::shared(store.clone()),
-        LambdaConfig::from_vars(Api::Commands, vars).unwrap().http,
-    ));
-    let mut lags = Vec::with_capacity(args.lag_samples);
-    for i in 0..args.lag_samples {
-        let request = apigw_events::v2(
-            "POST",
-            "/orders",
-            "",
-            &[],
-            Some(&new_order(&format!("lag-{i}"))),
-        );
-        let request: LambdaRequest = serde_json::from_value(request).unwrap();
-        let response = commands
-            .handle(LambdaEvent::new(request, Context::default()))
-            .await
-            .unwrap();
-        let accepted = Instant::now();
-        let response: Value = serde_json::to_value(&response).unwrap();
-        assert_eq!(response["statusCode"], 201);
-        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
-        let id = OrderId::parse(body["orderId"].as_str().unwrap()).unwrap();
-        loop {
-            if store.get(id).await.unwrap().is_some() {
-                break;
-            }
-            assert!(
-                accepted.elapsed() < Duration::from_secs(30),
-                "the view appears"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        lags.push(accepted.elapsed());
-    }
-    stop.send(true).unwrap();
-    polling.await.unwrap().expect("the poller ran");
-    lags.sort();
-    let quantile = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
-    rows.push((
-        "end-to-end lag, create -> view (local poller)".to_owned(),
-        format!(
-            "p50 {}  p99 {}  (n={}, poller idle wait {} ms)",
-            ms(quantile(0.5)),
-            ms(quantile(0.99)),
-            lags.len(),
-            PollerConfig::new("x").idle_wait.as_millis()
-        ),
-    ));
-
-    print_rows(rows);
 }
 
 fn print_rows(rows: Vec<(String, String)>) {
