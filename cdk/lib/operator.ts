@@ -19,7 +19,7 @@ export interface OperatorPolicyProps {
  *   events table's point-in-time recovery and the idempotency table's TTL.
  * - `orders replay` scans the events in parallel segments and reads the order histories it
  *   settles again (Query, BatchGetItem); it reads the views (Scan, GetItem, BatchGetItem),
- *   writes them with a version condition (PutItem, alone or in a TransactWriteItems) and
+ *   writes each with a version condition (PutItem) and
  *   deletes orphans (DeleteItem). `--verify` only reads.
  * - `orders replay --into NAME` creates a shadow read model and writes it. Its name must start
  *   with the read model's name and a dash (`<ORDERS_TABLE>-v2`), which is what keeps the

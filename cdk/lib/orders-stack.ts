@@ -129,8 +129,8 @@ export class OrdersStack extends Stack {
     // the history fold the events (Query).
     allow(queries, ['dynamodb:GetItem'], [readModel.tableArn]);
     allow(queries, ['dynamodb:Query'], [indexes, tables.events.tableArn]);
-    // Views are read (GetItem, BatchGetItem) and written with a version condition (PutItem,
-    // alone or as the Puts of a TransactWriteItems); a gap is healed from the events (Query).
+    // Views are read (GetItem, BatchGetItem) and each written with a version condition
+    // (PutItem); a gap is healed from the events (Query).
     allow(projector, ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'], [readModel.tableArn]);
     allow(projector, ['dynamodb:Query'], [tables.events.tableArn]);
     allow(publisher, ['events:PutEvents'], [bus.bus.eventBusArn]);

@@ -6,7 +6,7 @@
 //!    streams ([`runs`]): one order in memory per part, whatever the table's size. Finished
 //!    orders are settled in batches: one read of their stored views, a judgement of each
 //!    ([`judge`]), then one batched conditional write (SQLite: one transaction; DynamoDB:
-//!    `TransactWriteItems` of 25 conditional puts). Scanning the next page overlaps settling the
+//!    concurrent conditional `PutItem`s). Scanning the next page overlaps settling the
 //!    last batch, through a channel of at most two batches.
 //! 2. **Orphan views.** Each part of the read model is scanned for views whose order has no
 //!    events, which are reported, or deleted on condition of their version.

@@ -210,8 +210,8 @@ pub trait ReadModelStore: Send + Sync {
     }
 
     /// Several conditional writes, each judged on its own condition; outcomes in input order.
-    /// A backend overrides this to batch them (SQLite: one transaction; DynamoDB:
-    /// `TransactWriteItems` of 25, each item with its own condition).
+    /// A backend overrides this to batch them (SQLite: one transaction; DynamoDB: concurrent
+    /// conditional `PutItem`s, one order's in input order).
     async fn put_many(&self, puts: &[ConditionalPut]) -> Result<Vec<PutOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(puts.len());
         for put in puts {

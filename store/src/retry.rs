@@ -6,7 +6,7 @@
 //!
 //! | policy | used for | attempts | pause before retry n |
 //! | --- | --- | --- | --- |
-//! | [`TRANSACTION`](RetryPolicy::TRANSACTION) | DynamoDB transactions cancelled by a conflict or throttling (append, read-model batch) | 5 | 40 ms · 2ⁿ⁻¹, up to 1 s |
+//! | [`TRANSACTION`](RetryPolicy::TRANSACTION) | DynamoDB transactions cancelled by a conflict or throttling (the append) | 5 | 40 ms · 2ⁿ⁻¹, up to 1 s |
 //! | [`BATCH_GET`](RetryPolicy::BATCH_GET) | `BatchGetItem`'s unprocessed keys | 6 | 40 ms · 2ⁿ⁻¹, up to 1 s |
 //! | [`TABLE_ACTIVE`](RetryPolicy::TABLE_ACTIVE) | `orders tables create`: a table (and a new table's GSIs) becoming ACTIVE | until 10 min | 100 ms · 2ⁿ⁻¹, up to 2 s |
 //! | [`INDEX_ACTIVE`](RetryPolicy::INDEX_ACTIVE) | `orders tables create`: a GSI added to an existing table | until 30 s | 250 ms |

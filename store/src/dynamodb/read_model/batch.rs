@@ -1,33 +1,25 @@
-//! The batched forms: `BatchGetItem` reads, and conditional writes in transactions.
+//! The batched forms: `BatchGetItem` reads, and many conditional `PutItem`s at once.
 
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use futures::{StreamExt, TryStreamExt};
 use orders_domain::OrderId;
 
 use crate::dynamodb::attributes::Item;
-use crate::dynamodb::error::{
-    CONTENDED_RETRY_AFTER, THROTTLED_RETRY_AFTER, internal, is_throttling, sdk_error,
-};
-use crate::dynamodb::events::MAX_TRANSACTION_ATTEMPTS;
+use crate::dynamodb::error::{THROTTLED_RETRY_AFTER, internal, sdk_error};
 use crate::retry::RetryPolicy;
 use crate::{ConditionalPut, OrderView, PutOutcome, StoreError};
 
-use super::{decode_view, key, put, version_condition, view_item};
+use super::{decode_view, key, put};
 
 /// DynamoDB's limit on the keys of one `BatchGetItem`.
 const BATCH_GET_KEYS: usize = 100;
 /// Rounds of `BatchGetItem` for one chunk while DynamoDB leaves keys unprocessed (throttling).
 const BATCH_GET_ATTEMPTS: u32 = RetryPolicy::BATCH_GET.max_attempts;
-/// Conditional writes per `TransactWriteItems` of `put_many`: `BatchWriteItem`'s batch size
-/// (DynamoDB allows 100 actions, but a cancelled transaction is all redone, so smaller is
-/// cheaper under contention).
-const PUTS_PER_TRANSACTION: usize = 25;
-/// Transactions of one `put_many` in flight at once.
-const TRANSACTIONS_IN_FLIGHT: usize = 4;
+/// Orders of one `put_many` whose conditional `PutItem`s are in flight at once.
+const ORDERS_IN_FLIGHT: usize = 25;
 
 /// `BatchGetItem` in chunks of 100 keys, consistent reads, retrying unprocessed keys.
 pub(in crate::dynamodb) async fn get_many(
@@ -105,156 +97,57 @@ pub(in crate::dynamodb) async fn batch_get(
     Ok(found)
 }
 
-/// The conditional writes in `TransactWriteItems` of up to [`PUTS_PER_TRANSACTION`], a few
-/// transactions in flight; outcomes in input order.
+/// Each write a conditional `PutItem`, the writes of up to [`ORDERS_IN_FLIGHT`] orders in flight
+/// at once; outcomes in input order.
 ///
-/// A transaction is the only batched write DynamoDB has that takes a condition per item
-/// (`BatchWriteItem` takes none, so it could overwrite a view a concurrent writer just advanced).
-/// It is all or nothing, so a cancelled one is read item by item, from its cancellation reasons
-/// (in action order):
-/// - `ConditionalCheckFailed`: that write is [`PutOutcome::VersionMismatch`], as a lone
-///   `PutItem`'s would be;
-/// - `None`: the item was fine; it goes into the next attempt;
-/// - `TransactionConflict` or throttling: it goes into the next attempt, after a backoff, at most
-///   [`MAX_TRANSACTION_ATTEMPTS`] contended attempts in all, then [`StoreError::Unavailable`].
-///
-/// A single write (the usual projector batch of one order) is a plain conditional `PutItem`:
-/// a transaction costs two write units per item, a `PutItem` one. A transaction may touch an
-/// item only once, so an order that appears again starts a new wave of transactions, sent after
-/// the earlier wave's, so that its writes land in input order. The first failure ends the batch;
-/// the writes already made stand (each is whole, and callers re-judge on retry).
+/// Each write carries its own version condition and is judged alone
+/// ([`PutOutcome::VersionMismatch`] when it fails), so nothing needs a batch's writes to land
+/// together, and a `PutItem` of up to 1 KB costs 1 write unit where a transaction's item costs 2.
+/// The SDK retries a throttled `PutItem`. One order's writes are made one after another, in input
+/// order (a later one is usually conditional on an earlier one). The first failure ends the
+/// batch; the writes already made stand (each is whole, and callers re-judge on retry).
 pub(in crate::dynamodb) async fn put_many(
     client: &Client,
     table: &str,
     puts: &[ConditionalPut],
 ) -> Result<Vec<PutOutcome>, StoreError> {
-    let mut outcomes = Vec::with_capacity(puts.len());
-    for wave in waves(puts) {
-        let writes: Vec<_> = wave
-            .chunks(PUTS_PER_TRANSACTION)
-            .map(|chunk| put_chunk(client, table, chunk))
-            .collect();
-        let settled: Vec<Vec<PutOutcome>> = futures::stream::iter(writes)
-            .buffered(TRANSACTIONS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        outcomes.extend(settled.into_iter().flatten());
+    let mut outcomes = vec![None; puts.len()];
+    let mut orders = futures::stream::iter(by_order(puts))
+        .map(|indexes| async move {
+            let mut settled = Vec::with_capacity(indexes.len());
+            for i in indexes {
+                let write = &puts[i];
+                settled.push((
+                    i,
+                    put(client, table, &write.view, write.expected_version).await?,
+                ));
+            }
+            Ok::<_, StoreError>(settled)
+        })
+        .buffer_unordered(ORDERS_IN_FLIGHT);
+    while let Some(settled) = orders.try_next().await? {
+        for (i, outcome) in settled {
+            outcomes[i] = Some(outcome);
+        }
     }
-    Ok(outcomes)
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("every write belongs to exactly one order"))
+        .collect())
 }
 
-/// `puts` cut, in order, into runs in which no order appears twice.
-fn waves(puts: &[ConditionalPut]) -> Vec<&[ConditionalPut]> {
-    let mut waves = Vec::new();
-    let mut start = 0;
-    let mut orders = HashSet::new();
-    for (i, put) in puts.iter().enumerate() {
-        if !orders.insert(put.view.order_id) {
-            waves.push(&puts[start..i]);
-            start = i;
-            orders.clear();
-            orders.insert(put.view.order_id);
-        }
+/// The indexes of `puts`, one run per order (in order of first appearance), each in input order.
+fn by_order(puts: &[ConditionalPut]) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut run_of: HashMap<OrderId, usize> = HashMap::new();
+    for (i, write) in puts.iter().enumerate() {
+        let run = *run_of.entry(write.view.order_id).or_insert_with(|| {
+            runs.push(Vec::new());
+            runs.len() - 1
+        });
+        runs[run].push(i);
     }
-    if start < puts.len() {
-        waves.push(&puts[start..]);
-    }
-    waves
-}
-
-fn transact_put(table: &str, put: &ConditionalPut) -> Result<TransactWriteItem, StoreError> {
-    let condition = version_condition(put.expected_version);
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(view_item(&put.view)?))
-        .condition_expression(condition.expression)
-        .set_expression_attribute_names(condition.names)
-        .set_expression_attribute_values(condition.values)
-        .build()
-        .map_err(internal)?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
-/// One transaction's worth of writes (distinct orders), until each has an outcome.
-async fn put_chunk(
-    client: &Client,
-    table: &str,
-    chunk: &[ConditionalPut],
-) -> Result<Vec<PutOutcome>, StoreError> {
-    let mut outcomes = vec![PutOutcome::Written; chunk.len()];
-    // Indexes into `chunk` still to be written.
-    let mut pending: Vec<usize> = (0..chunk.len()).collect();
-    let mut contended = 0;
-    while let Some(&first) = pending.first() {
-        if pending.len() == 1 {
-            let put_one = &chunk[first];
-            outcomes[first] = put(client, table, &put_one.view, put_one.expected_version).await?;
-            break;
-        }
-        let items = pending
-            .iter()
-            .map(|&i| transact_put(table, &chunk[i]))
-            .collect::<Result<Vec<_>, _>>()?;
-        let err = match client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => break, // every pending write is Written
-            Err(err) => err,
-        };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancel))
-                if cancel.cancellation_reasons().len() == pending.len() =>
-            {
-                cancel.cancellation_reasons()
-            }
-            _ => return Err(sdk_error("TransactWriteItems", err)),
-        };
-        let mut retry = Vec::with_capacity(pending.len());
-        let mut contention = None;
-        for (&i, reason) in pending.iter().zip(reasons) {
-            match reason.code().unwrap_or("None") {
-                "ConditionalCheckFailed" => outcomes[i] = PutOutcome::VersionMismatch,
-                "None" => retry.push(i),
-                "TransactionConflict" => {
-                    retry.push(i);
-                    contention.get_or_insert(("transaction conflict", CONTENDED_RETRY_AFTER));
-                }
-                code if is_throttling(code) => {
-                    retry.push(i);
-                    contention = Some(("throttled", THROTTLED_RETRY_AFTER));
-                }
-                code => {
-                    return Err(internal(format_args!(
-                        "a read-model transaction was cancelled: {code}: {}",
-                        reason.message().unwrap_or("no message")
-                    )));
-                }
-            }
-        }
-        if retry.len() == pending.len() && contention.is_none() {
-            // No item says why: retrying the same transaction would loop.
-            return Err(internal(
-                "a read-model transaction was cancelled with no reason given",
-            ));
-        }
-        if let Some((why, retry_after)) = contention {
-            contended += 1;
-            if contended >= MAX_TRANSACTION_ATTEMPTS {
-                return Err(StoreError::Unavailable {
-                    reason: format!(
-                        "a read-model transaction was cancelled {contended} times: {why}"
-                    ),
-                    retry_after,
-                });
-            }
-            tokio::time::sleep(RetryPolicy::TRANSACTION.delay(contended)).await;
-        }
-        pending = retry;
-    }
-    Ok(outcomes)
+    runs
 }
 
 #[cfg(test)]
@@ -263,27 +156,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waves_hold_each_order_once_in_input_order() {
+    fn by_order_keeps_each_orders_writes_in_input_order() {
         let put = |order: OrderId| ConditionalPut {
             view: crate::contract::view(order, "c-1", orders_domain::OrderStatus::Pending, 1, 1, 1),
             expected_version: None,
         };
-        let orders: Vec<OrderId> = (0..60)
+        let orders: Vec<OrderId> = (0..3)
             .map(|_| OrderId::from_uuid(uuid::Uuid::now_v7()))
             .collect();
-        let mut puts: Vec<ConditionalPut> = orders.iter().map(|&o| put(o)).collect();
-        puts.insert(10, put(orders[3])); // the same order again
-        puts.push(put(orders[40])); // and another, in the second wave
-        let cut = waves(&puts);
-        let sizes: Vec<usize> = cut.iter().map(|w| w.len()).collect();
-        assert_eq!(sizes, [10, 51, 1]);
-        let flat: Vec<OrderId> = cut
-            .iter()
-            .flat_map(|w| w.iter().map(|p| p.view.order_id))
-            .collect();
-        let input: Vec<OrderId> = puts.iter().map(|p| p.view.order_id).collect();
-        assert_eq!(flat, input);
-        assert_eq!(waves(&puts[..60]).len(), 2);
-        assert!(waves(&[]).is_empty());
+        let puts: Vec<ConditionalPut> =
+            [0, 1, 0, 2, 0, 1].iter().map(|&o| put(orders[o])).collect();
+        assert_eq!(by_order(&puts), [vec![0, 2, 4], vec![1, 5], vec![3]]);
+        assert!(by_order(&[]).is_empty());
     }
 }

@@ -1,8 +1,6 @@
 //! The read model (`orders` table): one view's item, its get and its conditional put; the
 //! batched forms (`batch.rs`) and the GSI listings (`listing.rs`).
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::Client;
 use orders_domain::OrderId;
 
@@ -48,29 +46,6 @@ pub(super) async fn get(
         .transpose()
 }
 
-/// The condition of a view write, for a `PutItem` and a transaction's `Put` alike: the stored
-/// view is at `expected_version`, or (`None`) there is none.
-struct VersionCondition {
-    expression: &'static str,
-    names: Option<HashMap<String, String>>,
-    values: Option<Item>,
-}
-
-fn version_condition(expected_version: Option<u64>) -> VersionCondition {
-    match expected_version {
-        None => VersionCondition {
-            expression: "attribute_not_exists(orderId)",
-            names: None,
-            values: None,
-        },
-        Some(expected) => VersionCondition {
-            expression: "#v = :expected",
-            names: Some(HashMap::from([("#v".to_owned(), "version".to_owned())])),
-            values: Some(Item::from([(":expected".to_owned(), n(expected))])),
-        },
-    }
-}
-
 /// A `PutItem` conditional on the stored view's version (`None`: no stored view).
 pub(super) async fn put(
     client: &Client,
@@ -78,17 +53,18 @@ pub(super) async fn put(
     view: &OrderView,
     expected_version: Option<u64>,
 ) -> Result<PutOutcome, StoreError> {
-    let condition = version_condition(expected_version);
-    let result = client
+    let request = client
         .put_item()
         .table_name(table)
-        .set_item(Some(view_item(view)?))
-        .condition_expression(condition.expression)
-        .set_expression_attribute_names(condition.names)
-        .set_expression_attribute_values(condition.values)
-        .send()
-        .await;
-    Ok(if condition_held("PutItem", result)? {
+        .set_item(Some(view_item(view)?));
+    let request = match expected_version {
+        None => request.condition_expression("attribute_not_exists(orderId)"),
+        Some(expected) => request
+            .condition_expression("#v = :expected")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":expected", n(expected)),
+    };
+    Ok(if condition_held("PutItem", request.send().await)? {
         PutOutcome::Written
     } else {
         PutOutcome::VersionMismatch

@@ -7,7 +7,6 @@ use orders_domain::{CustomerId, OrderId, OrderStatus};
 use uuid::Uuid;
 
 use crate::aws::SDK_MAX_ATTEMPTS;
-use crate::contract::Backend;
 use crate::dynamodb::events::MAX_TRANSACTION_ATTEMPTS;
 use crate::dynamodb::{DynamoStore, DynamoTables, create_tables};
 use crate::{
@@ -204,50 +203,50 @@ async fn stored_views(store: &DynamoStore, puts: &[crate::ConditionalPut]) -> us
     store.get_many(&ids).await.unwrap().len()
 }
 
-/// `put_many` batches its writes in transactions of 25; a transaction cancelled by a conflict
-/// on one item is tried again with every item, and each ends written.
+/// `put_many` writes each view with its own conditional `PutItem`; a throttled one is retried
+/// by the SDK, and each ends written.
 #[tokio::test]
-async fn read_model_transactions_retry_conflicted_items() {
-    let mut reasons = vec!["None"; 25];
-    reasons[7] = "TransactionConflict";
-    let fault = Fault::new("TransactWriteItems", cancelled(&reasons), 1);
+async fn read_model_batches_retry_throttled_writes() {
+    let fault = Fault::new("PutItem", throttling(), 2);
     let (store, clean) = faulty_store(&fault).await;
     let puts = new_views(60);
     let outcomes = store.put_many(&puts).await.unwrap();
     assert_eq!(outcomes, vec![crate::PutOutcome::Written; 60]);
     assert_eq!(
         fault.attempts(),
-        4,
-        "transactions of 25 + 25 + 10, the cancelled one once more"
+        62,
+        "60 writes, two of them throttled once"
     );
     assert_eq!(stored_views(&clean, &puts).await, 60);
 }
 
-/// A transaction that keeps colliding gives up after a bounded number of attempts, as an append
-/// does; nothing of it is written.
+/// Writes that stay throttled give up after a bounded number of attempts, as an append does;
+/// none of them is written.
 #[tokio::test]
-async fn read_model_transactions_that_keep_conflicting_are_unavailable() {
-    let fault = Fault::always(
-        "TransactWriteItems",
-        cancelled(&["None", "TransactionConflict", "None"]),
-    );
+async fn read_model_batches_that_stay_throttled_are_unavailable() {
+    let fault = Fault::always("PutItem", throughput_exceeded());
     let (store, clean) = faulty_store(&fault).await;
     let puts = new_views(3);
     assert_unavailable(
         store.put_many(&puts).await,
-        crate::dynamodb::error::CONTENDED_RETRY_AFTER,
-        "persistent read-model conflicts",
+        crate::dynamodb::error::THROTTLED_RETRY_AFTER,
+        "persistent read-model throttling",
     );
-    assert_eq!(fault.attempts(), MAX_TRANSACTION_ATTEMPTS as usize);
+    let attempts = fault.attempts();
+    assert!(
+        (SDK_MAX_ATTEMPTS as usize..=3 * SDK_MAX_ATTEMPTS as usize).contains(&attempts),
+        "the SDK's attempts for each write at most: {attempts}"
+    );
     assert_eq!(stored_views(&clean, &puts).await, 0);
 }
 
-/// Against DynamoDB Local itself: one transaction whose conditions fail for some items reports
-/// those as version mismatches and writes the others; the same order twice in one batch goes
-/// into separate transactions (a transaction may touch an item only once).
+/// Against DynamoDB Local itself: a batch whose conditions fail for some views reports those as
+/// version mismatches and writes the others; the same order twice in one batch is written in
+/// input order. No write is a transaction (2 write units per item, where a `PutItem` costs 1).
 #[tokio::test]
-async fn read_model_transactions_judge_each_item_and_split_repeated_orders() {
-    let store = DynamoLocal::new().fresh().await;
+async fn read_model_batches_judge_each_view_and_keep_an_orders_writes_in_order() {
+    let no_transactions = Fault::always("TransactWriteItems", cancelled(&["None"]));
+    let (store, _clean) = faulty_store(&no_transactions).await;
     let puts = new_views(30);
     // Every third view already exists, so its "no view yet" condition fails.
     for put in puts.iter().step_by(3) {
@@ -271,21 +270,28 @@ async fn read_model_transactions_judge_each_item_and_split_repeated_orders() {
     let v1 = created_view(order);
     let mut v2 = v1.clone();
     v2.version = 2;
-    let twice = [
-        crate::ConditionalPut {
-            view: v1,
-            expected_version: None,
-        },
-        crate::ConditionalPut {
-            view: v2.clone(),
-            expected_version: Some(1),
-        },
-    ];
+    let mut v3 = v1.clone();
+    v3.version = 3;
+    let mut writes = new_views(3);
+    for (at, (view, expected_version)) in [
+        (0, (v1, None)),
+        (2, (v2, Some(1))),
+        (4, (v3.clone(), Some(2))),
+    ] {
+        writes.insert(
+            at,
+            crate::ConditionalPut {
+                view,
+                expected_version,
+            },
+        );
+    }
     assert_eq!(
-        store.put_many(&twice).await.unwrap(),
-        [crate::PutOutcome::Written, crate::PutOutcome::Written]
+        store.put_many(&writes).await.unwrap(),
+        [crate::PutOutcome::Written; 6]
     );
-    assert_eq!(ReadModelStore::get(&store, order).await.unwrap(), Some(v2));
+    assert_eq!(ReadModelStore::get(&store, order).await.unwrap(), Some(v3));
+    assert_eq!(no_transactions.attempts(), 0, "no TransactWriteItems");
 }
 
 /// A failed condition is definitive: reported at once, without retrying, even when other items
