@@ -196,6 +196,11 @@ pub trait ReadModelStore: Send + Sync {
 
     /// The stored views of several orders (absent ones are left out). The projector reads a
     /// whole batch's views at once; a backend overrides this to make it one round trip.
+    ///
+    /// A view may be a moment behind its newest write (DynamoDB: an eventually consistent read,
+    /// half a strong one's capacity), never one that was not written: its callers write on
+    /// condition of the version read, so a stale view only loses its condition, and they settle
+    /// that order from [`ReadModelStore::get`], which reads the newest.
     async fn get_many(
         &self,
         order_ids: &[OrderId],

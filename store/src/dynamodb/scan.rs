@@ -9,7 +9,7 @@ use orders_domain::OrderId;
 use super::attributes::{Item, get_n, get_s, n};
 use super::error::{condition_held, internal, sdk_error};
 use super::events::{decode_event, event_key};
-use super::read_model::{batch_get, decode_view, key as view_key};
+use super::read_model::{Consistency, batch_get, decode_view, key as view_key};
 use crate::{DeleteOutcome, EventKey, OrderView, ScanPage, ScanSegment, StoreError, StoredEvent};
 
 /// One page of a parallel `Scan`: part `segment.index` of `segment.total`, strongly
@@ -97,7 +97,8 @@ pub(super) async fn item_count(client: &Client, table: &str) -> Result<Option<u6
 }
 
 /// Every order's stream starts at version 1, so an order has events exactly when its
-/// (orderId, 1) item exists: one keys-only `BatchGetItem` per 100 orders.
+/// (orderId, 1) item exists: one keys-only `BatchGetItem` per 100 orders, strongly consistent
+/// (a stale read could miss a new order's first event and take its view for an orphan).
 pub(super) async fn orders_with_events(
     client: &Client,
     table: &str,
@@ -105,7 +106,7 @@ pub(super) async fn orders_with_events(
 ) -> Result<HashSet<OrderId>, StoreError> {
     let unique: HashSet<OrderId> = order_ids.iter().copied().collect();
     let keys = unique.into_iter().map(|id| event_key(id, 1)).collect();
-    batch_get(client, table, keys, Some("orderId"))
+    batch_get(client, table, keys, Some("orderId"), Consistency::Strong)
         .await?
         .iter()
         .map(|item| {

@@ -21,7 +21,23 @@ const BATCH_GET_ATTEMPTS: u32 = RetryPolicy::BATCH_GET.max_attempts;
 /// Orders of one `put_many` whose conditional `PutItem`s are in flight at once.
 const ORDERS_IN_FLIGHT: usize = 25;
 
-/// `BatchGetItem` in chunks of 100 keys, consistent reads, retrying unprocessed keys.
+/// How a `BatchGetItem` reads: strongly consistent (the newest write, at 1 RRU per 4 KB item),
+/// or eventually consistent (possibly a second or so behind, at half that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::dynamodb) enum Consistency {
+    Strong,
+    Eventual,
+}
+
+/// `BatchGetItem` in chunks of 100 keys, eventually consistent, retrying unprocessed keys.
+///
+/// Eventually consistent is safe here, at half a strong read's capacity: whoever acts on these
+/// views (the projector's batch, the replay's) writes each on condition of the version read. A
+/// stale read returns a view as it was before its newest write (or no view), so the condition
+/// fails and the order is settled one at a time from a strongly consistent `get`: a stale read
+/// costs a retry, never a wrong view. (A replay's mend at the same version escapes the condition
+/// as it would after a strong read, which the mend can follow by a millisecond. A view that a
+/// `--verify` finds in sync here was so a moment ago, as the scan's events were.)
 pub(in crate::dynamodb) async fn get_many(
     client: &Client,
     table: &str,
@@ -33,28 +49,29 @@ pub(in crate::dynamodb) async fn get_many(
         .filter(|id| seen.insert(**id))
         .map(|&id| key(id))
         .collect();
-    batch_get(client, table, keys, None)
+    batch_get(client, table, keys, None, Consistency::Eventual)
         .await?
         .into_iter()
         .map(|item| decode_view(item).map(|view| (view.order_id, view)))
         .collect()
 }
 
-/// The items of `keys` (distinct) that exist: `BatchGetItem` in chunks of 100 keys, strongly
-/// consistent, with only the `projection` attributes if given; unprocessed keys (throttling)
-/// are retried with backoff a bounded number of times.
+/// The items of `keys` (distinct) that exist: `BatchGetItem` in chunks of 100 keys, read as
+/// `consistency` says, with only the `projection` attributes if given; unprocessed keys
+/// (throttling) are retried with backoff a bounded number of times.
 pub(in crate::dynamodb) async fn batch_get(
     client: &Client,
     table: &str,
     keys: Vec<Item>,
     projection: Option<&str>,
+    consistency: Consistency,
 ) -> Result<Vec<Item>, StoreError> {
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(BATCH_GET_KEYS) {
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(chunk.to_vec()))
             .set_projection_expression(projection.map(str::to_owned))
-            .consistent_read(true)
+            .consistent_read(consistency == Consistency::Strong)
             .build()
             .map_err(internal)?;
         let mut attempt = 0;

@@ -11,7 +11,7 @@ use crate::{OrderView, PutOutcome, StoreError};
 mod batch;
 mod listing;
 
-pub(super) use self::batch::{batch_get, get_many, put_many};
+pub(super) use self::batch::{Consistency, batch_get, get_many, put_many};
 pub(super) use self::listing::list;
 
 pub(super) const BY_CUSTOMER: &str = "byCustomer";
