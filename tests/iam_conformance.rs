@@ -7,8 +7,9 @@
 //! The scenario walks every code path that needs a permission of its own:
 //!
 //! - `command-api`: a create with an `Idempotency-Key` (the record in the same transaction),
-//!   its replay (the record read back), a conditional confirm, ship and cancel (a
-//!   `ConditionCheck` on the current version beside the new event), a lost `If-Match`;
+//!   its replay (the record read back), a confirm and a ship without a key (one conditional
+//!   `PutItem` each), a lost `If-Match`, a cancel with a key (a `ConditionCheck` on the current
+//!   version beside the new event and the record, in one transaction);
 //! - `projector`: one order's first event (one view, written alone), a gap (healed from the
 //!   event store) and a batch of several orders (read and written in batches);
 //! - `publisher`: a batch of events to the bus;
@@ -236,14 +237,14 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
     let cancelled = commands
         .http(post(
             &format!("/orders/{}/cancel", others[0]),
-            &[],
+            &[("Idempotency-Key", "iam-cancel-1")],
             Some(&json!({"reason": "changed my mind"})),
         ))
         .await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");
     assert_made(
         &commands.recorder,
-        &["TransactWriteItems", "GetItem", "Query"],
+        &["TransactWriteItems", "PutItem", "GetItem", "Query"],
     );
 
     // projector: one view alone, then a gap, then several orders at once.

@@ -119,10 +119,11 @@ export class OrdersStack extends Stack {
     const allow = (target: RustFunction, actions: string[], resources: string[]) =>
       target.role.addToPolicy(new iam.PolicyStatement({ actions, resources }));
     const indexes = `${readModel.tableArn}/index/*`;
-    // An append is a TransactWriteItems: each new event a conditional Put, the idempotency
-    // record a Put, and, on an existing order, a ConditionCheck that its version is still the
-    // one decided on. IAM authorises each member as its own action (ConditionCheckItem for the
-    // check). The history is a Query; a replayed key a consistent GetItem.
+    // An append of one event without an Idempotency-Key is one conditional PutItem. Any other
+    // is a TransactWriteItems: each new event a conditional Put, the idempotency record a Put,
+    // and, on an existing order, a ConditionCheck that its version is still the one decided on.
+    // IAM authorises each member as its own action (ConditionCheckItem for the check). The
+    // history is a Query; a replayed key a consistent GetItem.
     allow(commands, ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem', 'dynamodb:Query'], [tables.events.tableArn]);
     allow(commands, ['dynamodb:GetItem', 'dynamodb:PutItem'], [tables.idempotency.tableArn]);
     // A view is a GetItem; a listing a Query on one of the indexes; minVersion, atVersion and

@@ -77,6 +77,7 @@ describe('the check fails both ways', () => {
   const { stack, template } = synth();
   const events = logicalId(stack, stack.tables.events);
   const names = { EVENTS_TABLE: 'local-events', ORDERS_TABLE: 'local-orders', IDEMPOTENCY_TABLE: 'local-idem' };
+  // A keyed confirm's transaction, less its idempotency Put (without a key, a confirm is a PutItem).
   const confirm = call('command-api', 'DynamoDB_20120810.TransactWriteItems', {
     TransactItems: [{ ConditionCheck: { TableName: 'local-events' } }, { Put: { TableName: 'local-events' } }],
   }, names);

@@ -100,7 +100,9 @@ pub async fn append_rejects_events_that_do_not_follow_the_expected_version<B: Ba
 }
 
 /// A stale (or future) expected version is a conflict that names the actual current version,
-/// and writes neither the events nor the idempotency record.
+/// and writes neither the events nor the idempotency record. (With a record, as here: without
+/// one, a future version is a caller bug the single-event append need not detect; see
+/// `AppendRequest::expected_version`.)
 pub async fn conflict_carries_the_current_version_and_writes_nothing<B: Backend>(backend: &B) {
     let store = backend.fresh().await;
     let order = new_order_id();

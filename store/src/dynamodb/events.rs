@@ -1,9 +1,33 @@
 //! The events table (append and load) and the idempotency table.
 //!
-//! An append is ONE `TransactWriteItems`, so it is all or nothing: DynamoDB applies every
-//! action or none, whatever fails and however often it is retried. Nothing is ever
-//! half-written. Its actions, in this order (the cancellation reasons come back in the same
-//! order, which is how the failure causes are told apart):
+//! An append is all or nothing: DynamoDB applies every write of it or none, whatever fails and
+//! however often it is retried. Nothing is ever half-written. It takes one of two shapes.
+//!
+//! **One event and no idempotency record** (a command without an `Idempotency-Key`: every
+//! create, confirm, ship or cancel) is ONE `PutItem` of event `expected_version + 1` with
+//! `attribute_not_exists(orderId)`: 1 WRU for an event of up to 1 KB, where a transaction would
+//! cost 2 per item. The condition says nobody holds that version, so (versions being
+//! contiguous) the order is at most at `expected_version`. That the order is at least there
+//! needs no check of its own: [`AppendRequest::expected_version`] is the version of the newest
+//! event of the history the command folded, loaded with a consistent read ([`load`]), and
+//! events are immutable and never deleted, so that event still exists when the put lands. The
+//! one caller, the command handler, takes `expected_version` from that fold (never from the
+//! request's `If-Match`, which it only compares). A version the caller never read (beyond the
+//! stream) is a caller bug this shape does not see: it would leave a gap, which every fold then
+//! refuses. The transaction below still checks it.
+//!
+//! A failed condition asks DynamoDB for the item that holds the slot
+//! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`, no read capacity). If it is this very
+//! event, an earlier attempt of the same call landed and only its answer was lost (the SDK
+//! retried after a timeout; a `PutItem` has no `ClientRequestToken`), so the append succeeded,
+//! as the transaction's token makes its retried call succeed. Otherwise it is a conflict, and
+//! the current version is read as below: the holder proves the order is at least at
+//! `expected_version + 1`, not where it is now, and the 409 carries the exact version.
+//!
+//! **Anything else** (several events, or an idempotency record, which must be stored with the
+//! events or not at all) is ONE `TransactWriteItems`. Its actions, in this order (the
+//! cancellation reasons come back in the same order, which is how the failure causes are told
+//! apart):
 //!
 //! 1. for `expected_version > 0`, a `ConditionCheck` that the event at `expected_version`
 //!    exists: the order is at least there;
@@ -12,22 +36,27 @@
 //!    events, a `ConditionCheck` that `expected_version + 1` does not exist does the same;
 //! 3. the idempotency record's `Put`, with "absent, or expired by the store's clock".
 //!
-//! How a cancelled transaction is reported (decided on the reasons, in this precedence):
+//! How a failed append is reported (decided on the reasons, in this precedence):
 //! - the idempotency `Put`'s condition failed: [`AppendError::IdempotencyKeyInUse`];
 //! - a condition of an event `Put` or a version check failed: [`AppendError::Conflict`] with
 //!   the current version, read right after (a consistent, newest-first `Query` of one item);
-//! - otherwise, if any item failed with `TransactionConflict` or throttling: retried with
-//!   jittered exponential backoff, at most [`MAX_TRANSACTION_ATTEMPTS`] times in all, then
+//! - otherwise, if any item failed with `TransactionConflict` or throttling (or the single
+//!   `PutItem` met an ongoing transaction on its item, `TransactionConflictException`): retried
+//!   with jittered exponential backoff, at most [`MAX_TRANSACTION_ATTEMPTS`] times in all, then
 //!   [`StoreError::Unavailable`].
 //!
 //! A failed condition is definitive even when other items report a transaction conflict or
 //! throttling at the same time (a "mixed" cancellation): retrying could not make that
 //! condition hold, so the caller learns of the conflict at once instead of after the retries.
-//! Throttling of the call as a whole is retried by the SDK (see [`crate::aws`]).
+//! Throttling of the call as a whole (either shape) is retried by the SDK (see [`crate::aws`]).
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    CancellationReason, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use orders_domain::{OrderId, Timestamp};
 
 use super::DynamoTables;
@@ -42,8 +71,8 @@ use crate::{
 
 /// DynamoDB's limit on the actions of one transaction.
 pub(super) const MAX_TRANSACTION_ACTIONS: usize = 100;
-/// Attempts of one append whose transaction keeps being cancelled by transaction conflicts or
-/// throttling, before it gives up with [`StoreError::Unavailable`].
+/// Attempts of one append that keeps being cancelled by transaction conflicts or throttling,
+/// before it gives up with [`StoreError::Unavailable`].
 pub(super) const MAX_TRANSACTION_ATTEMPTS: u32 = RetryPolicy::TRANSACTION.max_attempts;
 
 const ABSENT: &str = "attribute_not_exists(orderId)";
@@ -61,7 +90,7 @@ enum Role {
     Idempotency,
 }
 
-/// Why a transaction was cancelled, decided on all its reasons.
+/// Why an attempt of an append wrote nothing (a transaction's: decided on all its reasons).
 #[derive(Debug, PartialEq, Eq)]
 enum Cancelled {
     KeyInUse,
@@ -228,37 +257,30 @@ pub(super) async fn append(
     request: &AppendRequest,
 ) -> Result<(), AppendError> {
     validate(request)?;
-    if request.events.is_empty() && request.idempotency.is_none() {
-        // Nothing to write: just tell whether the order is where the caller thinks it is.
-        let current = current_version(client, &tables.events, request.order_id).await?;
-        return if current == request.expected_version {
-            Ok(())
-        } else {
-            Err(AppendError::Conflict {
-                current_version: current,
-            })
-        };
-    }
+    let single = match (request.events.as_slice(), &request.idempotency) {
+        ([], None) => {
+            // Nothing to write: just tell whether the order is where the caller thinks it is.
+            let current = current_version(client, &tables.events, request.order_id).await?;
+            return if current == request.expected_version {
+                Ok(())
+            } else {
+                Err(AppendError::Conflict {
+                    current_version: current,
+                })
+            };
+        }
+        ([event], None) => Some(event),
+        _ => None,
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (items, roles) = actions(tables, request)?;
-        // The SDK fills in a ClientRequestToken, so its own retries of this call (after a
-        // timeout, say) are idempotent; each attempt of this loop is a new transaction.
-        let result = client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(()),
-            Err(err) => err,
+        let cancelled = match single {
+            Some(event) => put_event(client, &tables.events, event).await?,
+            None => transact(client, tables, request).await?,
         };
-        let cancelled = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
-                classify(cancel.cancellation_reasons(), &roles)
-            }
-            _ => return Err(sdk_error("TransactWriteItems", err).into()),
+        let Some(cancelled) = cancelled else {
+            return Ok(());
         };
         match cancelled {
             Cancelled::KeyInUse => return Err(AppendError::IdempotencyKeyInUse),
@@ -277,7 +299,7 @@ pub(super) async fn append(
             Cancelled::Retry(why, retry_after) if attempt >= MAX_TRANSACTION_ATTEMPTS => {
                 tracing::warn!(orderId = %request.order_id, attempts = attempt, why, "append gave up");
                 return Err(StoreError::Unavailable {
-                    reason: format!("the append transaction was cancelled {attempt} times: {why}"),
+                    reason: format!("the append was cancelled {attempt} times: {why}"),
                     retry_after,
                 }
                 .into());
@@ -289,6 +311,70 @@ pub(super) async fn append(
             }
             Cancelled::Other(reason) => return Err(StoreError::Internal(reason).into()),
         }
+    }
+}
+
+/// One attempt of the single-event append: `None` once the event is stored.
+async fn put_event(
+    client: &Client,
+    table: &str,
+    event: &StoredEvent,
+) -> Result<Option<Cancelled>, StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(event_item(event)?))
+        .condition_expression(ABSENT)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    let err = match result {
+        Ok(_) => return Ok(None),
+        Err(err) => err,
+    };
+    match err.as_service_error() {
+        Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+            let holder = failed.item().and_then(|item| item.get("eventId"));
+            if holder == Some(&s(event.event_id.to_string())) {
+                // Our own event: an earlier attempt of this call landed, its answer was lost.
+                tracing::debug!(orderId = %event.order_id, version = event.version, "the append had landed already");
+                Ok(None)
+            } else {
+                Ok(Some(Cancelled::Conflict))
+            }
+        }
+        // The item is in an ongoing transaction (a keyed append of the same order): as a
+        // transaction cancelled by a conflict, worth another attempt.
+        Some(service) if service.code() == Some("TransactionConflictException") => Ok(Some(
+            Cancelled::Retry("transaction conflict", CONTENDED_RETRY_AFTER),
+        )),
+        _ => Err(sdk_error("PutItem", err)),
+    }
+}
+
+/// One attempt of the transactional append: `None` once it committed.
+async fn transact(
+    client: &Client,
+    tables: &DynamoTables,
+    request: &AppendRequest,
+) -> Result<Option<Cancelled>, StoreError> {
+    let (items, roles) = actions(tables, request)?;
+    // The SDK fills in a ClientRequestToken, so its own retries of this call (after a
+    // timeout, say) are idempotent; each attempt of the append's loop is a new transaction.
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await;
+    let err = match result {
+        Ok(_) => return Ok(None),
+        Err(err) => err,
+    };
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+            Ok(Some(classify(cancel.cancellation_reasons(), &roles)))
+        }
+        _ => Err(sdk_error("TransactWriteItems", err)),
     }
 }
 

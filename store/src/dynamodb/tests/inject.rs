@@ -17,13 +17,17 @@ use crate::dynamodb::DynamoStore;
 
 use super::*;
 
-/// Answers the first `times` attempts of `operation` with a canned error (HTTP 400, the JSON
-/// body DynamoDB sends), and counts the attempts.
+/// Answers the first `times` attempts of `operation` with a canned error (the status and JSON
+/// body DynamoDB sends), and counts the attempts. The faulted request itself is replaced by a
+/// harmless one, unless the fault is a lost answer: then it reaches DynamoDB Local and only
+/// its response is replaced, as when a timeout hides a write that landed.
 #[derive(Debug, Clone)]
 pub(super) struct Fault {
     operation: &'static str,
+    status: u16,
     body: String,
     times: usize,
+    request_lands: bool,
     attempts: Arc<AtomicUsize>,
 }
 
@@ -38,9 +42,21 @@ impl Fault {
     pub(super) fn new(operation: &'static str, body: serde_json::Value, times: usize) -> Self {
         Self {
             operation,
+            status: 400,
             body: body.to_string(),
             times,
+            request_lands: false,
             attempts: Arc::default(),
+        }
+    }
+
+    /// The first `times` attempts of `operation` are carried out, but answered with a 500 (which
+    /// the SDK retries): the caller cannot know they landed.
+    pub(super) fn answer_lost(operation: &'static str, times: usize) -> Self {
+        Self {
+            status: 500,
+            request_lands: true,
+            ..Self::new(operation, internal_server_error(), times)
         }
     }
 
@@ -71,7 +87,7 @@ impl Intercept for Fault {
             .unwrap_or_default();
         let inject = target.strip_prefix("DynamoDB_20120810.") == Some(self.operation)
             && self.attempts.fetch_add(1, Ordering::SeqCst) < self.times;
-        if inject {
+        if inject && !self.request_lands {
             // DynamoDB Local gets a harmless read instead, so a faulted attempt writes nothing.
             let request = context.request_mut();
             request
@@ -92,7 +108,7 @@ impl Intercept for Fault {
     ) -> Result<(), BoxError> {
         if cfg.load::<Injected>().is_some_and(|injected| injected.0) {
             let response = context.response_mut();
-            *response.status_mut() = StatusCode::try_from(400u16).expect("a status code");
+            *response.status_mut() = StatusCode::try_from(self.status).expect("a status code");
             let headers = response.headers_mut();
             headers.insert("content-type", "application/x-amz-json-1.0");
             headers.insert("content-length", self.body.len().to_string());
@@ -117,6 +133,20 @@ pub(super) fn throttling() -> serde_json::Value {
     json!({
         "__type": "com.amazon.coral.availability#ThrottlingException",
         "message": "Rate of requests exceeds the allowed throughput.",
+    })
+}
+
+pub(super) fn internal_server_error() -> serde_json::Value {
+    json!({
+        "__type": format!("{DYNAMODB}#InternalServerError"),
+        "message": "Internal server error",
+    })
+}
+
+pub(super) fn transaction_conflict() -> serde_json::Value {
+    json!({
+        "__type": format!("{DYNAMODB}#TransactionConflictException"),
+        "message": "Transaction is ongoing for the item",
     })
 }
 

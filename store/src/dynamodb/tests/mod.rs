@@ -22,6 +22,7 @@ mod faults;
 mod fixtures;
 mod inject;
 mod items;
+mod put_event;
 mod tables;
 
 use self::inject::Fault;
