@@ -328,9 +328,8 @@ async fn put_event(
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .send()
         .await;
-    let err = match result {
-        Ok(_) => return Ok(None),
-        Err(err) => err,
+    let Err(err) = result else {
+        return Ok(None);
     };
     match err.as_service_error() {
         Some(PutItemError::ConditionalCheckFailedException(failed)) => {
@@ -366,9 +365,8 @@ async fn transact(
         .set_transact_items(Some(items))
         .send()
         .await;
-    let err = match result {
-        Ok(_) => return Ok(None),
-        Err(err) => err,
+    let Err(err) = result else {
+        return Ok(None);
     };
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
