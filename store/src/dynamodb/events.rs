@@ -34,7 +34,7 @@
 //! 2. a `Put` per new event with `attribute_not_exists(orderId)`: nobody holds those versions,
 //!    so (versions being contiguous) the order is at most at `expected_version`; with no new
 //!    events, a `ConditionCheck` that `expected_version + 1` does not exist does the same;
-//! 3. the idempotency record's `Put`, with "absent, or expired by the store's clock".
+//! 3. the idempotency record's `Put`, with "absent, or expired at the request's `now`".
 //!
 //! How a failed append is reported (decided on the reasons, in this precedence):
 //! - the idempotency `Put`'s condition failed: [`AppendError::IdempotencyKeyInUse`];
@@ -49,6 +49,10 @@
 //! throttling at the same time (a "mixed" cancellation): retrying could not make that
 //! condition hold, so the caller learns of the conflict at once instead of after the retries.
 //! Throttling of the call as a whole (either shape) is retried by the SDK (see [`crate::aws`]).
+//!
+//! This file is longer than the project's ~450 lines because the two shapes of one append, the
+//! retry loop they share and the failure classification they both feed read best side by side;
+//! the reads (`load`, `current_version`, `idempotency_record`) are the small rest.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
