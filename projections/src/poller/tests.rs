@@ -333,33 +333,42 @@ async fn poll_until(
 
 const LIMIT: Duration = Duration::from_secs(10);
 
+/// A stream of `parent` ("shard-1-parent") and its child ("shard-2-child", records 2 and 3).
+fn parent_and_child(parent: ScriptedShard) -> ScriptedStream {
+    ScriptedStream::new([
+        ("shard-1-parent", parent),
+        (
+            "shard-2-child",
+            ScriptedShard {
+                parent: Some("shard-1-parent"),
+                ..ScriptedShard::with_records(2, 3)
+            },
+        ),
+    ])
+}
+
+/// Polls `stream` until the child's records are delivered (or [`LIMIT`]); returns them and
+/// what was delivered.
+async fn read_the_child(stream: &ScriptedStream) -> (Vec<String>, Recorder) {
+    let child = stream.shards["shard-2-child"].records.clone();
+    let handler = Recorder::default();
+    let config = config(Duration::from_millis(20), Duration::from_millis(100));
+    poll_until(stream, &handler, &config, LIMIT, |_, handler| {
+        handler.delivered().len() >= child.len()
+    })
+    .await;
+    (child, handler)
+}
+
 #[tokio::test]
 async fn a_closed_parent_whose_records_are_trimmed_lets_its_child_be_read() {
     for parent_fails in [Fails::Trimmed, Fails::NotFound] {
-        let stream = ScriptedStream::new([
-            (
-                "shard-1-parent",
-                ScriptedShard {
-                    closed: true,
-                    get_shard_iterator_fails: Some(parent_fails),
-                    ..ScriptedShard::with_records(1, 2)
-                },
-            ),
-            (
-                "shard-2-child",
-                ScriptedShard {
-                    parent: Some("shard-1-parent"),
-                    ..ScriptedShard::with_records(2, 3)
-                },
-            ),
-        ]);
-        let child = stream.shards["shard-2-child"].records.clone();
-        let handler = Recorder::default();
-        let config = config(Duration::from_millis(20), Duration::from_millis(100));
-        poll_until(&stream, &handler, &config, LIMIT, |_, handler| {
-            handler.delivered().len() >= child.len()
-        })
-        .await;
+        let stream = parent_and_child(ScriptedShard {
+            closed: true,
+            get_shard_iterator_fails: Some(parent_fails),
+            ..ScriptedShard::with_records(1, 2)
+        });
+        let (child, handler) = read_the_child(&stream).await;
 
         assert_eq!(
             handler.delivered(),
@@ -382,29 +391,11 @@ async fn a_closed_parent_whose_records_are_trimmed_lets_its_child_be_read() {
 async fn a_closed_parent_that_reads_empty_to_its_end_lets_its_child_be_read() {
     // A parent whose records were all trimmed but that is still listed: its iterator reads
     // nothing and then no next iterator.
-    let stream = ScriptedStream::new([
-        (
-            "shard-1-parent",
-            ScriptedShard {
-                closed: true,
-                ..ScriptedShard::default()
-            },
-        ),
-        (
-            "shard-2-child",
-            ScriptedShard {
-                parent: Some("shard-1-parent"),
-                ..ScriptedShard::with_records(2, 3)
-            },
-        ),
-    ]);
-    let child = stream.shards["shard-2-child"].records.clone();
-    let handler = Recorder::default();
-    let config = config(Duration::from_millis(20), Duration::from_millis(100));
-    poll_until(&stream, &handler, &config, LIMIT, |_, handler| {
-        handler.delivered().len() >= child.len()
-    })
-    .await;
+    let stream = parent_and_child(ScriptedShard {
+        closed: true,
+        ..ScriptedShard::default()
+    });
+    let (child, handler) = read_the_child(&stream).await;
 
     assert_eq!(handler.delivered(), child);
     let parent_reads = stream
@@ -415,30 +406,12 @@ async fn a_closed_parent_that_reads_empty_to_its_end_lets_its_child_be_read() {
 #[tokio::test]
 async fn a_parent_that_leaves_the_listing_unread_lets_its_child_be_read() {
     // The parent cannot be read at all, and after the first listing it is trimmed away.
-    let stream = ScriptedStream::new([
-        (
-            "shard-1-parent",
-            ScriptedShard {
-                get_shard_iterator_fails: Some(Fails::Internal),
-                listed_times: Some(1),
-                ..ScriptedShard::with_records(1, 2)
-            },
-        ),
-        (
-            "shard-2-child",
-            ScriptedShard {
-                parent: Some("shard-1-parent"),
-                ..ScriptedShard::with_records(2, 3)
-            },
-        ),
-    ]);
-    let child = stream.shards["shard-2-child"].records.clone();
-    let handler = Recorder::default();
-    let config = config(Duration::from_millis(20), Duration::from_millis(100));
-    poll_until(&stream, &handler, &config, LIMIT, |_, handler| {
-        handler.delivered().len() >= child.len()
-    })
-    .await;
+    let stream = parent_and_child(ScriptedShard {
+        get_shard_iterator_fails: Some(Fails::Internal),
+        listed_times: Some(1),
+        ..ScriptedShard::with_records(1, 2)
+    });
+    let (child, handler) = read_the_child(&stream).await;
 
     assert_eq!(handler.delivered(), child);
     assert!(
