@@ -106,18 +106,7 @@ pub async fn append_rejects_events_that_do_not_follow_the_expected_version<B: Ba
 pub async fn conflict_carries_the_current_version_and_writes_nothing<B: Backend>(backend: &B) {
     let store = backend.fresh().await;
     let order = new_order_id();
-    store
-        .append(request(
-            order,
-            0,
-            vec![
-                created(order, 1, "c-conflict", at(1)),
-                confirmed(order, 2, at(2)),
-            ],
-            None,
-        ))
-        .await
-        .unwrap();
+    append_created_and_confirmed(&store, order, "c-conflict").await;
 
     for stale in [0, 1, 5] {
         let key = new_key();

@@ -61,18 +61,7 @@ pub async fn watch_appends_reports_the_latest_position<B: FeedBackend>(backend: 
         watch.changed().await.expect("the store is alive");
         *watch.borrow_and_update()
     });
-    store
-        .append(request(
-            order,
-            0,
-            vec![
-                created(order, 1, "c-watch", at(1)),
-                confirmed(order, 2, at(2)),
-            ],
-            None,
-        ))
-        .await
-        .unwrap();
+    append_created_and_confirmed(&store, order, "c-watch").await;
     let woken_at = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .expect("the watcher wakes")

@@ -7,8 +7,8 @@ use orders_domain::{
 use uuid::Uuid;
 
 use crate::{
-    AppendRequest, ChangeFeed, Clock, EventMetadata, IdempotencyKey, IdempotencyRecord, ListFilter,
-    ListQuery, OrderView, ReadModelStore, StoredEvent, SystemClock,
+    AppendRequest, ChangeFeed, Clock, EventMetadata, EventStore, IdempotencyKey, IdempotencyRecord,
+    ListFilter, ListQuery, OrderView, ReadModelStore, StoredEvent, SystemClock,
 };
 
 pub(super) fn new_order_id() -> OrderId {
@@ -158,6 +158,27 @@ pub fn view(
             updated_at: Timestamp::from_millis(updated_ms),
         },
     }
+}
+
+/// Appends `order`'s creation (for `customer`) and confirmation, without a key: the order is
+/// then at version 2.
+pub(super) async fn append_created_and_confirmed<S: EventStore>(
+    store: &S,
+    order: OrderId,
+    customer: &str,
+) {
+    store
+        .append(request(
+            order,
+            0,
+            vec![
+                created(order, 1, customer, at(1)),
+                confirmed(order, 2, at(2)),
+            ],
+            None,
+        ))
+        .await
+        .unwrap();
 }
 
 pub(super) fn versions(events: &[StoredEvent]) -> Vec<u64> {

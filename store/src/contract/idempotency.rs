@@ -245,18 +245,7 @@ pub async fn an_append_judges_key_expiry_at_its_now<B: Backend>(backend: &B) {
 pub async fn no_op_append_stores_only_the_idempotency_record<B: Backend>(backend: &B) {
     let store = backend.fresh().await;
     let order = new_order_id();
-    store
-        .append(request(
-            order,
-            0,
-            vec![
-                created(order, 1, "c-noop", at(1)),
-                confirmed(order, 2, at(2)),
-            ],
-            None,
-        ))
-        .await
-        .unwrap();
+    append_created_and_confirmed(&store, order, "c-noop").await;
     let key = new_key();
     let record = idempotency_record(&key, order, 2, live_expiry());
     store
