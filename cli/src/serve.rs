@@ -7,7 +7,9 @@
 //! three tables, and a local stream poller per consumer reads the events table's stream and
 //! calls the `projector` and `publisher` handler functions with the payloads Lambda would
 //! send (`orders_projections::poller`). The publisher sends to EventBridge with
-//! `--event-bus NAME`, else to the same local bus file and feed as on SQLite.
+//! `--event-bus NAME`, else to the same local bus file and feed as on SQLite. With
+//! `--consumers none` only the API runs, as on AWS where the projector and the publisher are
+//! separate functions.
 
 mod cursor_key;
 
@@ -69,6 +71,22 @@ pub struct ServeArgs {
     /// in cursor.key next to --db (mode 0600), so cursors survive restarts].
     #[arg(long, env = "ORDERS_CURSOR_KEY", hide_env_values = true, value_parser = CursorKeyParser)]
     cursor_key: Option<CursorKey>,
+
+    /// `all`: the projector and the publisher run in this process. `none`: the command and
+    /// query API alone, as on AWS where the stream consumers are separate functions; nothing
+    /// here updates the read model or the bus (`?minVersion=` reads still see every write).
+    #[arg(long, env = "ORDERS_CONSUMERS", value_enum, default_value_t = LocalConsumers::All)]
+    consumers: LocalConsumers,
+}
+
+/// Whether `serve` runs the projector and the publisher next to the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LocalConsumers {
+    /// The API, the projector and the publisher.
+    All,
+    /// The API alone.
+    #[value(name = "none")]
+    Off,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -82,9 +100,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cursor_key,
     };
     let (stop, stopped) = watch::channel(false);
-    let (app, consumers) = match args.store.backend {
-        Backend::Sqlite => on_sqlite(&args, &data_dir, config, stopped).await?,
-        Backend::Dynamodb => on_dynamodb(&args, &data_dir, config, &stopped).await?,
+    let (app, consumers) = match (args.store.backend, args.consumers) {
+        (Backend::Sqlite, LocalConsumers::All) => {
+            on_sqlite(&args, &data_dir, config, stopped).await?
+        }
+        (Backend::Dynamodb, LocalConsumers::All) => {
+            on_dynamodb(&args, &data_dir, config, &stopped).await?
+        }
+        (backend, LocalConsumers::Off) => {
+            (api_alone(&args, backend, config).await?, Consumers::Off)
+        }
     };
     serve(args.addr, app, consumers, stop).await
 }
@@ -116,18 +141,24 @@ async fn on_sqlite(
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<(Router, Consumers)> {
     let db = &args.store.db;
-    let options = SqliteOptions {
-        read_model_table: args.store.live_table(),
-        sync: args.store.sync.into(),
-        ..SqliteOptions::default()
-    };
-    let store = SqliteStore::open_with(db, options)
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let store = open_sqlite(args)?;
     let bus_file = bus_file(args, data_dir);
     let local = LocalRuntime::start(&store, &bus_file, args.event_source.clone(), stopped).await?;
     tracing::info!(db = %db.display(), read_model = %store.read_model_table(), bus_file = %bus_file.display(), "embedded store opened");
     let app = api_router(Stores::shared(store), config).merge(local.bus_router());
     Ok((app, Consumers::Feed(local)))
+}
+
+/// `--db` with `--read-model-table` and `--sync`.
+fn open_sqlite(args: &ServeArgs) -> anyhow::Result<SqliteStore> {
+    let db = &args.store.db;
+    let options = SqliteOptions {
+        read_model_table: args.store.live_table(),
+        sync: args.store.sync.into(),
+        ..SqliteOptions::default()
+    };
+    SqliteStore::open_with(db, options)
+        .with_context(|| format!("cannot open the database {}", db.display()))
 }
 
 /// The DynamoDB tables; a stream poller per consumer, the publisher into EventBridge with
@@ -181,6 +212,27 @@ async fn on_dynamodb(
     Ok((app, Consumers::Stream { pollers, local_bus }))
 }
 
+/// `--consumers none`: the API on the store, with no projector, publisher or bus.
+async fn api_alone(
+    args: &ServeArgs,
+    backend: Backend,
+    config: ApiConfig,
+) -> anyhow::Result<Router> {
+    let stores = match backend {
+        Backend::Sqlite => Stores::shared(open_sqlite(args)?),
+        Backend::Dynamodb => {
+            let endpoint = args.store.endpoint_url.as_deref();
+            let client = dynamodb::client(endpoint).await;
+            Stores::shared(DynamoStore::new(client, args.store.dynamo_tables()))
+        }
+    };
+    tracing::info!(
+        ?backend,
+        "the API alone: no projector or publisher in this process"
+    );
+    Ok(api_router(stores, config))
+}
+
 /// Serves `app` on `addr` until a shutdown signal; then drains the HTTP server and stops the
 /// consumers.
 #[allow(
@@ -230,6 +282,8 @@ enum Consumers {
         pollers: Vec<JoinHandle<()>>,
         local_bus: Option<LocalBus>,
     },
+    /// `--consumers none`: neither.
+    Off,
 }
 
 impl Consumers {
@@ -237,6 +291,7 @@ impl Consumers {
         match self {
             Consumers::Feed(local) => Some(local.bus().clone()),
             Consumers::Stream { local_bus, .. } => local_bus.clone(),
+            Consumers::Off => None,
         }
     }
 
@@ -251,6 +306,7 @@ impl Consumers {
                     }
                 }
             }
+            Consumers::Off => {}
         }
     }
 }
