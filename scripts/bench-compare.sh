@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Issue 15's side-by-side comparison, in one run, interleaved:
+#
+#   scripts/bench-compare.sh [ROUNDS]        (default 3)
+#
+# Against the peer, on one DynamoDB Local (its JVM warmed by an unmeasured round of each
+# config first), ROUNDS rounds, the order rotated every round, of the lifecycle workload
+# (create -> confirm -> ship -> get, 16 connections) against:
+#   peer    bench/peers/cqrs-dynamo: the idiomatic cqrs-es + dynamo-es service (plain GET: its
+#           view is written with the command)
+#   api     ours, the API alone: `orders serve --backend dynamodb --consumers none`, as on AWS
+#           where the stream consumers are separate functions (GET ?minVersion=3)
+#   system  ours, the whole local system with the stream pollers (GET ?minVersion=3), with
+#           the projection and publish lag sampled alongside (--lag-probe)
+# Each of ours runs on fresh tables (`orders tables create`), deleted after.
+#
+# Against the floor, ROUNDS rounds, interleaved: `orders serve` on SQLite (a fresh --db,
+# default --sync full) and bench/peers/floor (a no-op axum service with the same routes and
+# JSON), with the `creates` and the `reads` workloads.
+#
+# Every run is one JSON line of target/bench-compare/<time>/runs.jsonl (the warm-up's in
+# warmup.jsonl); the medians are printed as markdown (`compare-bench table`) and kept in
+# table.md. The "capacity per command" column is left for the cost model (orders-cost).
+#
+# Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16).
+# Servers log at RUST_LOG=warn (all of them), so that logging is not what is compared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+say() { printf 'bench-compare: %s\n' "$*" >&2; }
+die() { printf 'bench-compare: error: %s\n' "$*" >&2; exit 1; }
+
+ROUNDS="${1:-3}"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+CONNECTIONS="${BENCH_CONNECTIONS:-16}"
+STARTED=$(date +%s)
+say "start $(date -u +%FT%TZ), load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+
+# --- build -------------------------------------------------------------------------------
+cargo build --release --locked --bin orders --bin compare-bench
+ORDERS="$ROOT/target/release/orders"
+BENCH="$ROOT/target/release/compare-bench"
+
+PEER_BIN="$ROOT/target/peers/release/cqrs-dynamo-peer"
+FLOOR_BIN="$ROOT/target/peers/release/floor"
+build_peer() { # NAME: bench/peers/NAME/Cargo.toml into target/peers
+    local manifest="bench/peers/$1/Cargo.toml" locked=()
+    if [[ ! -f $manifest ]]; then
+        say "no $manifest: its configs are skipped"
+        return 0
+    fi
+    [[ -f bench/peers/$1/Cargo.lock ]] && locked=(--locked)
+    CARGO_TARGET_DIR="$ROOT/target/peers" cargo build --release "${locked[@]}" --manifest-path "$manifest"
+}
+build_peer cqrs-dynamo
+build_peer floor
+HAVE_PEER=false HAVE_FLOOR=false
+[[ -x $PEER_BIN ]] && HAVE_PEER=true
+[[ -x $FLOOR_BIN ]] && HAVE_FLOOR=true
+$HAVE_PEER || say "no $PEER_BIN: the peer's rows stay empty"
+$HAVE_FLOOR || say "no $FLOOR_BIN: the floor's rows stay empty"
+
+# --- DynamoDB Local and the work directory -------------------------------------------------
+OUT="$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+DYNAMODB_LOCAL_PID_FILE=""
+cleanup() {
+    stop_server
+    [[ -n $DYNAMODB_LOCAL_PID_FILE ]] && scripts/dynamodb-local.sh stop "$DYNAMODB_LOCAL_PID_FILE" || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+scripts/dynamodb-local.sh install
+eval "$(scripts/dynamodb-local.sh start)"
+DDB_PID="$(cat "$DYNAMODB_LOCAL_PID_FILE")"
+# DynamoDB Local checks no credentials; the SDK wants some (dummy, emulator only).
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+export RUST_LOG=warn
+
+# --- servers -------------------------------------------------------------------------------
+# start_server NAME CMD [ARGS]: runs it in the background and waits for the
+# "listening on http://127.0.0.1:PORT" line on its stdout; sets SERVER_PID and SERVER_URL.
+start_server() {
+    local name="$1" i
+    shift
+    "$@" >"$WORK/$name.out" 2>>"$OUT/$name.log" &
+    SERVER_PID=$!
+    for ((i = 0; i < 600; i++)); do
+        SERVER_URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*' "$WORK/$name.out" | sed 's/^listening on //' || true)"
+        [[ -n $SERVER_URL ]] && return 0
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            tail -n 20 "$OUT/$name.log" >&2 || true
+            SERVER_PID=""
+            die "$name exited before listening (log: $OUT/$name.log)"
+        fi
+        sleep 0.1
+    done
+    die "$name did not print its listening line within 60 s (log: $OUT/$name.log)"
+}
+
+stop_server() {
+    [[ -n $SERVER_PID ]] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+RUN_NO=0
+# bench FILE LABEL ROUND [compare-bench run ARGS]: one measured run against $SERVER_URL.
+bench() {
+    local file="$1" label="$2" round="$3"
+    shift 3
+    "$BENCH" run --base "$SERVER_URL" --label "$label" --round "$round" \
+        --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" \
+        --pid "server=$SERVER_PID" --json "$file" "$@"
+}
+
+# run_peer FILE ROUND
+run_peer() {
+    $HAVE_PEER || return 0
+    RUN_NO=$((RUN_NO + 1))
+    start_server peer "$PEER_BIN" --listen 127.0.0.1:0 --endpoint "$DYNAMODB_ENDPOINT" \
+        --table-prefix "cmp$$-$RUN_NO-" --delete-tables-on-exit
+    bench "$1" peer "$2" --pid "dynamodb-local=$DDB_PID"
+    stop_server
+}
+
+# run_ours FILE ROUND api|system: on fresh tables, deleted after.
+run_ours() {
+    local file="$1" round="$2" config="$3" consumers=all extra=()
+    RUN_NO=$((RUN_NO + 1))
+    local prefix="cmp$$-$RUN_NO" dir="$WORK/ours-$RUN_NO"
+    mkdir -p "$dir"
+    local tables=("$prefix-events" "$prefix-read-model" "$prefix-idempotency")
+    local names=(EVENTS_TABLE="${tables[0]}" ORDERS_TABLE="${tables[1]}" IDEMPOTENCY_TABLE="${tables[2]}")
+    if [[ $config == api ]]; then consumers=none; else extra=(--lag-probe); fi
+    env "${names[@]}" "$ORDERS" tables create --endpoint-url "$DYNAMODB_ENDPOINT" >/dev/null
+    start_server "ours-$config" env "${names[@]}" "$ORDERS" serve --backend dynamodb \
+        --endpoint-url "$DYNAMODB_ENDPOINT" --addr 127.0.0.1:0 --db "$dir/orders.db" \
+        --consumers "$consumers"
+    bench "$file" "$config" "$round" --pid "dynamodb-local=$DDB_PID" --min-version-reads "${extra[@]}"
+    stop_server
+    "$BENCH" delete-tables --endpoint "$DYNAMODB_ENDPOINT" "${tables[@]}"
+    rm -rf "$dir"
+}
+
+# run_dynamodb_config FILE ROUND peer|api|system
+run_dynamodb_config() {
+    case "$3" in
+    peer) run_peer "$1" "$2" ;;
+    *) run_ours "$1" "$2" "$3" ;;
+    esac
+}
+
+# run_floor_config FILE ROUND sqlite|floor creates|reads
+run_floor_config() {
+    local file="$1" round="$2" service="$3" workload="$4"
+    if [[ $service == floor ]]; then
+        $HAVE_FLOOR || return 0
+        start_server floor "$FLOOR_BIN" --listen 127.0.0.1:0
+    else
+        RUN_NO=$((RUN_NO + 1))
+        local dir="$WORK/sqlite-$RUN_NO"
+        mkdir -p "$dir"
+        start_server ours-sqlite "$ORDERS" serve --addr 127.0.0.1:0 --db "$dir/orders.db"
+    fi
+    bench "$file" "$service-$workload" "$round" --workload "$workload"
+    stop_server
+    [[ $service == floor ]] || rm -rf "$WORK/sqlite-$RUN_NO"
+}
+
+# --- the rounds ----------------------------------------------------------------------------
+CONFIGS=(peer api system)
+say "warm-up: one unmeasured run of each DynamoDB config"
+for config in "${CONFIGS[@]}"; do
+    run_dynamodb_config "$OUT/warmup.jsonl" 0 "$config"
+done
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    say "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
+        run_dynamodb_config "$OUT/runs.jsonl" "$round" "${CONFIGS[$(((i + round - 1) % ${#CONFIGS[@]}))]}"
+    done
+    for workload in creates reads; do
+        if ((round % 2)); then order=(sqlite floor); else order=(floor sqlite); fi
+        for service in "${order[@]}"; do
+            run_floor_config "$OUT/runs.jsonl" "$round" "$service" "$workload"
+        done
+    done
+done
+
+# --- the table -----------------------------------------------------------------------------
+"$BENCH" table "$OUT/runs.jsonl" | tee "$OUT/table.md"
+ELAPSED=$(($(date +%s) - STARTED))
+{
+    echo
+    echo "$ROUNDS rounds; wall time $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores."
+    echo "Runs: $OUT/runs.jsonl"
+} | tee -a "$OUT/table.md"

@@ -1,0 +1,225 @@
+//! `compare-bench table`: the medians of a file of runs, as the markdown of
+//! `scripts/bench-compare.sh`.
+//!
+//! Labels it knows: `peer`, `api` (ours, the API alone), `system` (ours with the pollers) for
+//! the lifecycle; `sqlite-creates`, `floor-creates`, `sqlite-reads`, `floor-reads` for the
+//! floor. CPU labels: `dynamodb-local` and `server`.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::stats::median;
+
+/// The column the lead fills from the cost model (`aws-recorder` + `orders-cost`).
+const CAPACITY_PLACEHOLDER: &str = "**(fill: orders-cost)**";
+
+struct Runs<'a>(Vec<&'a Value>);
+
+impl Runs<'_> {
+    fn rounds(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The median of a number found by `pick` in each run.
+    fn median(&self, pick: impl Fn(&Value) -> Option<f64>) -> Option<f64> {
+        median(self.0.iter().filter_map(|run| pick(run)).collect())
+    }
+
+    fn field(&self, key: &str) -> Option<f64> {
+        self.median(|run| run[key].as_f64())
+    }
+
+    fn lag(&self, which: &str, key: &str) -> Option<f64> {
+        self.median(|run| run["lag"][which][key].as_f64())
+    }
+
+    fn cpu_ms(&self, label: &str) -> Option<f64> {
+        self.median(|run| {
+            run["cpu"]
+                .as_array()?
+                .iter()
+                .find(|c| c["label"] == label)?["ms_per_op"]
+                .as_f64()
+        })
+    }
+
+    fn sum(&self, key: &str) -> u64 {
+        self.0.iter().filter_map(|run| run[key].as_u64()).sum()
+    }
+}
+
+fn runs<'a>(all: &'a [Value], label: &str) -> Runs<'a> {
+    Runs(all.iter().filter(|run| run["label"] == label).collect())
+}
+
+fn num(x: Option<f64>, decimals: usize) -> String {
+    x.map_or_else(|| "—".to_owned(), |x| format!("{x:.decimals$}"))
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> Option<f64> {
+    Some(ours? / theirs?).filter(|r| r.is_finite())
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×"))
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    }
+}
+
+pub fn render(all: &[Value]) -> String {
+    let mut out = String::new();
+    let peer = runs(all, "peer");
+    let configs = [
+        ("peer (`cqrs-es` + `dynamo-es`)", runs(all, "peer")),
+        ("ours, API alone (`--consumers none`)", runs(all, "api")),
+        ("ours, whole local system (pollers)", runs(all, "system")),
+    ];
+    let connections = all.iter().find_map(|r| r["connections"].as_u64());
+    let seconds = all.iter().find_map(|r| r["seconds"].as_f64());
+    let _ = writeln!(
+        out,
+        "Lifecycle (create → confirm → ship → get) on one DynamoDB Local, {} connections, {} s \
+         measured per run; medians of the rounds (n = rounds per config).\n",
+        num(connections.map(|c| c as f64), 0),
+        num(seconds, 0),
+    );
+    let _ = writeln!(
+        out,
+        "| config | n | commands/s | p50 ms | p99 ms | GET p50 ms | GET p99 ms | DynamoDB Local CPU ms/command | server CPU ms/command | capacity per command | commands/s ours/peer | p99 ours/peer | DynamoDB Local CPU ours/peer | errors (stale reads) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (i, (name, config)) in configs.iter().enumerate() {
+        // The peer's own row compares it with itself.
+        let vs_peer = |mine: Option<f64>, theirs: Option<f64>| {
+            if i == 0 {
+                "1.00×".to_owned()
+            } else {
+                ratio_text(ratio(mine, theirs))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {CAPACITY_PLACEHOLDER} | {} | {} | {} | {} ({}) |",
+            config.rounds(),
+            num(config.field("commands_per_s"), 0),
+            num(config.field("command_p50_ms"), 2),
+            num(config.field("command_p99_ms"), 2),
+            num(config.field("get_p50_ms"), 2),
+            num(config.field("get_p99_ms"), 2),
+            num(config.cpu_ms("dynamodb-local"), 3),
+            num(config.cpu_ms("server"), 3),
+            vs_peer(config.field("commands_per_s"), peer.field("commands_per_s")),
+            vs_peer(config.field("command_p99_ms"), peer.field("command_p99_ms")),
+            vs_peer(
+                config.cpu_ms("dynamodb-local"),
+                peer.cpu_ms("dynamodb-local")
+            ),
+            config.sum("errors"),
+            config.sum("stale_reads"),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{CAPACITY_PLACEHOLDER}: capacity per command (WRU + RRU by AWS's rules) comes from the \
+         cost model (`aws-recorder` + `orders-cost`), not from this benchmark.\n"
+    );
+
+    let system = &configs[2].1;
+    let _ = writeln!(
+        out,
+        "Lag under that load, ours with the pollers (`--lag-probe`: a probe order every 50 ms, \
+         from the create's acknowledgement):\n\n\
+         | lag | p50 ms | p99 ms | samples (median) | timeouts (all rounds) |\n|---|---|---|---|---|"
+    );
+    for (what, key) in [
+        ("projection: to a plain GET answering 200", "projection"),
+        ("publish: to its OrderCreated on /local/bus", "publish"),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {} | {} |",
+            num(system.lag(key, "p50_ms"), 1),
+            num(system.lag(key, "p99_ms"), 1),
+            num(system.lag(key, "samples"), 0),
+            system
+                .0
+                .iter()
+                .filter_map(|run| run["lag"][key]["timeouts"].as_u64())
+                .sum::<u64>(),
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\nAgainst the floor (a no-op axum service with the same routes and JSON): `orders serve` \
+         on SQLite.\n\n\
+         | workload | n | ours ops/s | ours p50 ms | ours p99 ms | floor ops/s | floor p50 ms | floor p99 ms | ours/floor | goal |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
+    );
+    let mut floor_ratios = Vec::new();
+    for (workload, goal) in [("creates", 0.5), ("reads", 0.8)] {
+        let ours = runs(all, &format!("sqlite-{workload}"));
+        let floor = runs(all, &format!("floor-{workload}"));
+        let r = ratio(ours.field("ops_per_s"), floor.field("ops_per_s"));
+        floor_ratios.push((workload, r, goal));
+        let _ = writeln!(
+            out,
+            "| {workload} | {} | {} | {} | {} | {} | {} | {} | {} | ≥ {goal} |",
+            ours.rounds().min(floor.rounds()),
+            num(ours.field("ops_per_s"), 0),
+            num(ours.field("p50_ms"), 2),
+            num(ours.field("p99_ms"), 2),
+            num(floor.field("ops_per_s"), 0),
+            num(floor.field("p50_ms"), 2),
+            num(floor.field("p99_ms"), 2),
+            r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}")),
+        );
+    }
+
+    let (api, system) = (&configs[1].1, &configs[2].1);
+    let api_rate = ratio(api.field("commands_per_s"), peer.field("commands_per_s"));
+    let api_p99 = ratio(api.field("command_p99_ms"), peer.field("command_p99_ms"));
+    let system_rate = ratio(system.field("commands_per_s"), peer.field("commands_per_s"));
+    let lag_p99 = system
+        .lag("projection", "p99_ms")
+        .zip(system.lag("publish", "p99_ms"));
+    let _ = writeln!(out, "\nGoals (issue 15):");
+    let _ = writeln!(
+        out,
+        "- API alone ≥ 1.5× the peer's commands/s at ≤ its p99: {} ({} at {} the p99)",
+        verdict(api_rate.zip(api_p99).map(|(r, p)| r >= 1.5 && p <= 1.0)),
+        ratio_text(api_rate),
+        ratio_text(api_p99),
+    );
+    let _ = writeln!(
+        out,
+        "- whole local system ≥ 1.0× the peer's commands/s, reads by ?minVersion= up to date: {} ({}, {} stale reads)",
+        verdict(system_rate.map(|r| r >= 1.0 && system.sum("stale_reads") == 0)),
+        ratio_text(system_rate),
+        system.sum("stale_reads"),
+    );
+    let _ = writeln!(
+        out,
+        "- projection and publish lag p99 ≤ 250 ms: {}",
+        verdict(lag_p99.map(|(a, b)| a <= 250.0 && b <= 250.0)),
+    );
+    for (workload, r, goal) in floor_ratios {
+        let _ = writeln!(
+            out,
+            "- {workload} ≥ {goal}× the floor: {}",
+            verdict(r.map(|r| r >= goal)),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- less capacity per command than the peer: see {CAPACITY_PLACEHOLDER}"
+    );
+    out
+}
