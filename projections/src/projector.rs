@@ -212,8 +212,22 @@ impl Projector {
         let mut results: Vec<Option<Result<Applied, ProjectionError>>> =
             events.iter().map(|_| None).collect();
 
-        let slow = match self.fold_in_memory(events, groups, &mut results).await {
-            Ok(slow) => slow,
+        let slow = match self
+            .fold_in_memory(events, groups, &mut results, ViewReads::SkipNew)
+            .await
+        {
+            Ok(FastPath { mut slow, unread }) if !unread.is_empty() => {
+                // Views that existed after all (a redelivery): once more, reading them.
+                match self
+                    .fold_in_memory(events, unread, &mut results, ViewReads::All)
+                    .await
+                {
+                    Ok(again) => slow.extend(again.slow.into_iter().chain(again.unread)),
+                    Err(FastPathFailed(groups)) => slow.extend(groups),
+                }
+                slow
+            }
+            Ok(FastPath { slow, .. }) => slow,
             Err(FastPathFailed(groups)) => groups,
         };
         let per_order = futures::stream::iter(slow)
@@ -233,15 +247,28 @@ impl Projector {
     }
 
     /// The batched fast path. Settles what it can in `results` and returns, per order, the
-    /// events (in version order) left for [`Projector::apply_in_order`].
+    /// events (in version order) left for [`Projector::apply_in_order`], and those whose view
+    /// it did not read and found to exist.
     async fn fold_in_memory(
         &self,
         events: &[StoredEvent],
         groups: Vec<Vec<usize>>,
         results: &mut [Option<Result<Applied, ProjectionError>>],
-    ) -> Result<Vec<Vec<usize>>, FastPathFailed> {
-        let order_ids: Vec<OrderId> = groups.iter().map(|g| events[g[0]].order_id).collect();
-        let mut stored = match self.views.get_many(&order_ids).await {
+        reads: ViewReads,
+    ) -> Result<FastPath, FastPathFailed> {
+        let unread = |first: &StoredEvent| reads == ViewReads::SkipNew && first.version == 1;
+        let order_ids: Vec<OrderId> = groups
+            .iter()
+            .map(|g| &events[g[0]])
+            .filter(|first| !unread(first))
+            .map(|first| first.order_id)
+            .collect();
+        let read = if order_ids.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.views.get_many(&order_ids).await
+        };
+        let mut stored = match read {
             Ok(stored) => stored,
             Err(error) => {
                 tracing::debug!(%error, "batched read failed; applying one event at a time");
@@ -249,9 +276,11 @@ impl Projector {
             }
         };
         let mut slow = Vec::new();
-        // Per written view: its put, and the events it covers (then those left after them).
+        let mut unread_but_there = Vec::new();
+        // Per written view: its put, the events it covers (then those left after them), and
+        // whether the view was left unread.
         let mut puts = Vec::new();
-        let mut covered: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+        let mut covered: Vec<(Vec<usize>, Vec<usize>, bool)> = Vec::new();
         for indexes in groups {
             let order_id = events[indexes[0]].order_id;
             let base = stored.remove(&order_id);
@@ -293,7 +322,7 @@ impl Projector {
                         view,
                         expected_version,
                     });
-                    covered.push((folded, rest));
+                    covered.push((folded, rest, unread(&events[indexes[0]])));
                 }
                 None => {
                     for i in folded {
@@ -312,7 +341,7 @@ impl Projector {
                 vec![PutOutcome::VersionMismatch; puts.len()]
             }
         };
-        for ((put, outcome), (folded, rest)) in puts.iter().zip(outcomes).zip(covered) {
+        for ((put, outcome), (folded, rest, was_unread)) in puts.iter().zip(outcomes).zip(covered) {
             if outcome == PutOutcome::Written {
                 for &i in &folded {
                     let event = &events[i];
@@ -328,12 +357,17 @@ impl Projector {
                 if !rest.is_empty() {
                     slow.push(rest);
                 }
+            } else if was_unread {
+                unread_but_there.push(folded.into_iter().chain(rest).collect());
             } else {
                 // Another writer moved the view: redo this order's events one by one.
                 slow.push(folded.into_iter().chain(rest).collect());
             }
         }
-        Ok(slow)
+        Ok(FastPath {
+            slow,
+            unread: unread_but_there,
+        })
     }
 
     /// One order's events, in version order, one at a time; the events after a failure are
@@ -376,6 +410,23 @@ impl Projector {
 
 /// The batched read failed: every order goes the one-event-at-a-time way.
 struct FastPathFailed(Vec<Vec<usize>>);
+
+/// What the fast path left: orders for the one-event-at-a-time way, and orders whose view it
+/// did not read (their events start at version 1) but found to exist (a redelivery).
+struct FastPath {
+    slow: Vec<Vec<usize>>,
+    unread: Vec<Vec<usize>>,
+}
+
+/// Which views the fast path reads. An order whose events start at version 1 has no view yet,
+/// as a rule: reading it would find nothing and be billed all the same (0.5 RRU). When one
+/// exists after all (the stream redelivered the event), its conditional put fails, and the
+/// fast path runs once more for those orders, reading their views.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ViewReads {
+    SkipNew,
+    All,
+}
 
 #[cfg(test)]
 mod tests;

@@ -160,7 +160,13 @@ impl CommandService {
             return self.replay(record, idempotency).await;
         }
 
-        let history = self.stores.events.load(order_id, None).await?;
+        // A create's id was minted for it (`create`): it has no history to read, and the
+        // append's condition refuses an id that has one all the same. That saves a strongly
+        // consistent read, billed even when it finds nothing, and a round trip.
+        let history = match command {
+            OrderCommand::Create(_) => Vec::new(),
+            _ => self.stores.events.load(order_id, None).await?,
+        };
         let state = fold(OrderState::default(), &history)?;
         check_precondition(&state, &command, context.precondition)?;
         let events = decide(&state, &command, now)?;
