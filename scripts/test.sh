@@ -46,3 +46,6 @@ step "cargo test --workspace (on a fresh DynamoDB Local and moto server)"
 
 step "IAM conformance: the recorded calls against the synthesized stack's policies"
 ./scripts/iam-check.sh --recorded "$ORDERS_AWS_CALLS_DIR"
+
+step "Cost: the recorded calls priced by AWS's rules (the README's cost table)"
+./target/debug/orders-cost "$ORDERS_AWS_CALLS_DIR"

@@ -21,6 +21,11 @@
 //! The test asserts that each path did what it should; the check (`cdk/iam/check.ts`) then
 //! maps every recorded request to its IAM actions and resources and evaluates them against the
 //! synthesized stack's policies.
+//!
+//! The same recordings are the cost model's input (`support/capacity.rs`): each request is
+//! labelled with the step it belongs to (a create without a key, one event projected, …), and
+//! the test asserts that a lifecycle stays within 1.25× the minimum; `orders-cost` prints the
+//! table (README, "Cost").
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -30,6 +35,7 @@ use orders_domain::OrderId;
 use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
 use orders_store::{EventStore, ReadModelScan, ReadModelStore, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
+use orders_tests::capacity::{self, Costs, LIFECYCLE_MINIMUM_RRU, LIFECYCLE_MINIMUM_WRU};
 use orders_tests::recorder::{Recorder, Upstreams};
 use orders_tests::replay::replay;
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
@@ -177,6 +183,7 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
 
     // The operator creates the tables, then runs the same command again (it is idempotent).
     let operator = Recorder::start("operator", &names, dynamo_only()).await;
+    operator.step("tables create");
     operator_command(&operator, &names, &["tables", "create"]);
     operator_command(&operator, &names, &["tables", "create"]);
     assert_made(
@@ -194,8 +201,10 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         },
     );
 
-    // command-api.
+    // command-api. Each request is labelled with a step, for the cost model (`orders-cost`).
     let commands = Function::start("command-api", dir.path(), &names, &[], dynamo_only()).await;
+    let step = |label: &str| commands.recorder.step(label);
+    step("create, with key");
     let keyed = post(
         "/orders",
         &[("Idempotency-Key", "iam-create-1")],
@@ -204,8 +213,10 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
     let created = commands.http(keyed.clone()).await;
     assert_eq!(created.status, 201, "{created:?}");
     let a = created.body["orderId"].as_str().unwrap().to_owned();
+    step("create, with key, replayed");
     let replayed = commands.http(keyed).await;
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    step("confirm, no key");
     let confirmed = commands
         .http(post(
             &format!("/orders/{a}/confirm"),
@@ -214,6 +225,7 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         ))
         .await;
     assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    step("ship, stale If-Match (412)");
     let stale = commands
         .http(post(
             &format!("/orders/{a}/ship"),
@@ -222,18 +234,21 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         ))
         .await;
     assert_eq!(stale.status, 412, "{stale:?}");
+    step("ship, no key");
     let shipped = commands
         .http(post(&format!("/orders/{a}/ship"), &[], None))
         .await;
     assert_eq!(shipped.status, 200, "{shipped:?}");
     let mut others = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
+        step("create, no key");
         let created = commands
             .http(post("/orders", &[], Some(&new_order("iam-customer"))))
             .await;
         assert_eq!(created.status, 201, "{created:?}");
         others.push(created.body["orderId"].as_str().unwrap().to_owned());
     }
+    step("cancel, with key");
     let cancelled = commands
         .http(post(
             &format!("/orders/{}/cancel", others[0]),
@@ -242,21 +257,64 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         ))
         .await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    for (command, key) in [("confirm", "iam-confirm-1"), ("ship", "iam-ship-1")] {
+        step(&format!("{command}, with key"));
+        let done = commands
+            .http(post(
+                &format!("/orders/{}/{command}", others[1]),
+                &[("Idempotency-Key", key)],
+                None,
+            ))
+            .await;
+        assert_eq!(done.status, 200, "{done:?}");
+    }
+    step("cancel, no key");
+    let cancelled = commands
+        .http(post(&format!("/orders/{}/cancel", others[2]), &[], None))
+        .await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
     assert_made(
         &commands.recorder,
         &["TransactWriteItems", "PutItem", "GetItem", "Query"],
     );
 
-    // projector: one view alone, then a gap, then several orders at once.
+    // projector: one event at a time (a new view, then updates), a gap (healed from the event
+    // store), then several orders at once.
     let order_a = history(&store, &a).await;
     assert_eq!(order_a.len(), 3);
     let projector = Function::start("projector", dir.path(), &names[..2], &[], dynamo_only()).await;
+    projector.recorder.step("one event, a new view");
     projector.stream(&[&order_a[0]]).await;
-    projector.stream(&[&order_a[2]]).await;
+    for event in &order_a[1..] {
+        projector.recorder.step("one event, a view updated");
+        projector.stream(&[event]).await;
+    }
+    let order_b = history(&store, &others[1]).await;
+    assert_eq!(order_b.len(), 3);
+    projector.recorder.step("one event, a new view");
+    projector.stream(&[&order_b[0]]).await;
+    projector
+        .recorder
+        .step("one event after a gap (healed from the event store)");
+    projector.stream(&[&order_b[2]]).await;
     let mut all: Vec<StoredEvent> = order_a.clone();
     for id in &others {
         all.extend(history(&store, id).await);
     }
+    let fresh: Vec<&StoredEvent> = all
+        .iter()
+        .filter(|e| e.order_id != order_a[0].order_id && e.order_id != order_b[0].order_id)
+        .collect();
+    projector.recorder.step_of(
+        &format!(
+            "a batch of {} events of {} orders",
+            fresh.len(),
+            others.len() - 1
+        ),
+        fresh.len(),
+    );
+    projector.stream(&fresh).await;
+    projector.recorder.step("a batch of events already applied");
     projector.stream(&all.iter().collect::<Vec<_>>()).await;
     for id in std::iter::once(&a).chain(&others) {
         let events = history(&store, id).await;
@@ -278,6 +336,9 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         },
     )
     .await;
+    publisher
+        .recorder
+        .step_of(&format!("a batch of {} events", all.len()), all.len());
     publisher.stream(&all.iter().collect::<Vec<_>>()).await;
     let published = publisher.recorder.calls();
     let entries: usize = published
@@ -299,15 +360,19 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         dynamo_only(),
     )
     .await;
+    let step = |label: &str| queries.recorder.step(label);
+    step("a view");
     let view = queries.http(get(&format!("/orders/{a}"), "")).await;
     assert_eq!(
         (view.status, &view.body["status"]),
         (200, &json!("SHIPPED"))
     );
+    step("a view, minVersion ahead of it (folded from the events)");
     let ahead = queries
         .http(get(&format!("/orders/{a}"), "minVersion=4"))
         .await;
     assert_eq!(ahead.status, 200, "{ahead:?}");
+    step("atVersion (folded from the events)");
     let then = queries
         .http(get(&format!("/orders/{a}"), "atVersion=1"))
         .await;
@@ -315,26 +380,36 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         (then.status, &then.body["status"]),
         (200, &json!("PENDING"))
     );
+    step("the history");
     let events = queries.http(get(&format!("/orders/{a}/events"), "")).await;
     assert_eq!(
         events.body["events"].as_array().map(Vec::len),
         Some(3),
         "{events:?}"
     );
+    step("a listing page of 3, by customer");
     let page = queries
-        .http(get("/orders", "customerId=iam-customer&limit=2"))
+        .http(get("/orders", "customerId=iam-customer&limit=3"))
         .await;
     assert_eq!(page.status, 200, "{page:?}");
     let cursor = page.body["nextCursor"].as_str().expect("a second page");
+    step("a listing page, the last (1 order)");
     let rest = queries
         .http(get(
             "/orders",
-            &format!("customerId=iam-customer&limit=2&cursor={cursor}"),
+            &format!("customerId=iam-customer&limit=3&cursor={cursor}"),
         ))
         .await;
     assert_eq!(rest.body["items"].as_array().map(Vec::len), Some(1));
+    step("a listing page, by status");
     let shipped = queries.http(get("/orders", "status=SHIPPED")).await;
-    assert_eq!(shipped.body["items"][0]["orderId"], a.as_str());
+    let shipped: Vec<&str> = shipped.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["orderId"].as_str())
+        .collect();
+    assert_eq!(shipped, [others[1].as_str(), a.as_str()], "newest first");
     assert_made(&queries.recorder, &["GetItem", "Query"]);
 
     // The operator: verify, repair a missing and an orphan view, rebuild into a shadow table.
@@ -349,11 +424,13 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         let args = with_endpoint(args);
         replay(&args.iter().map(String::as_str).collect::<Vec<_>>(), &env)
     };
+    operator.step(&format!("replay --verify ({} orders)", others.len() + 1));
     let clean = run(&["--verify"]);
     assert_eq!(clean.code, 0, "{}", clean.stderr);
     let missing = OrderId::from_uuid(others[1].parse().unwrap());
+    let missing_version = store.get(missing).await.unwrap().expect("a view").version;
     assert_eq!(
-        store.delete(missing, 1).await.unwrap(),
+        store.delete(missing, missing_version).await.unwrap(),
         orders_store::DeleteOutcome::Deleted
     );
     let mut ghost =
@@ -363,11 +440,21 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         .put(&serde_json::from_value(ghost).unwrap(), None)
         .await
         .unwrap();
+    operator.step("replay --verify, finding a missing and an orphan view");
     let drift = run(&["--verify"]);
     assert_eq!(drift.code, 1, "{}", drift.stderr);
+    operator.step(&format!(
+        "replay, a live repair ({} orders)",
+        others.len() + 2
+    ));
     let repaired = run(&[]);
     assert_eq!(repaired.code, 0, "{}", repaired.stderr);
+    operator.step(&format!("replay --verify ({} orders)", others.len() + 1));
     assert_eq!(run(&["--verify"]).code, 0);
+    operator.step(&format!(
+        "replay --into a new table ({} orders), then its --verify",
+        others.len() + 1
+    ));
     let shadow = format!("{}-v2", names[1].1);
     assert_eq!(run(&["--into", &shadow]).code, 0);
     assert_eq!(run(&["--into", &shadow, "--verify"]).code, 0);
@@ -381,6 +468,41 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
             "DescribeTable",
         ],
     );
+    assert_cost(&[
+        &operator,
+        &commands.recorder,
+        &projector.recorder,
+        &publisher.recorder,
+        &queries.recorder,
+    ]);
+}
+
+/// What the recorded requests cost by AWS's rules (`support/capacity.rs`; `orders-cost` prints
+/// the table): every request can be priced, a lifecycle costs no more than 1.25× the minimum,
+/// and every difference from DynamoDB Local's own count has a known reason.
+fn assert_cost(recorders: &[&Recorder]) {
+    let lines: Vec<Value> = recorders.iter().flat_map(|r| r.calls()).collect();
+    let costs = Costs::of(&lines).unwrap_or_else(|e| panic!("cannot price {}", e.0));
+    let lifecycle = costs
+        .lifecycle()
+        .expect("the scenario walks a whole lifecycle");
+    assert!(
+        lifecycle.wru <= 1.25 * LIFECYCLE_MINIMUM_WRU,
+        "a lifecycle writes {} units, more than 1.25× the minimum {LIFECYCLE_MINIMUM_WRU}: {costs:#?}",
+        lifecycle.wru
+    );
+    assert!(
+        lifecycle.rru <= 1.25 * LIFECYCLE_MINIMUM_RRU,
+        "a lifecycle reads {} units, more than 1.25× the minimum {LIFECYCLE_MINIMUM_RRU}: {costs:#?}",
+        lifecycle.rru
+    );
+    let check = capacity::cross_check(&lines).unwrap();
+    for (operation, (_, differ)) in &check.by_operation {
+        assert!(
+            differ.keys().all(|why| !why.starts_with("unexplained")),
+            "{operation}: {differ:#?}"
+        );
+    }
 }
 
 /// A bus on moto (made by the harness, not by a principal under test).

@@ -2,6 +2,7 @@
 
 pub mod apigw_events;
 pub mod bus_queue;
+pub mod capacity;
 pub mod dynamodb_local;
 pub mod recorder;
 pub mod replay;

@@ -18,6 +18,10 @@
 //!   the synthesized template that the same variable points at.
 //! - `body` is the request as sent, so the check sees what the SDK really put on the wire
 //!   (each `TransactWriteItems` member, an `IndexName`, a `TableName` in a batch).
+//! - `seq` orders the lines of all recorders of a process; `step` is what the scenario was
+//!   doing ([`Recorder::step`]), so that the cost model can say what each command costs.
+//! - For DynamoDB's item operations, `tables`, `before`, `response` and `unprojected` carry
+//!   what AWS bills a request by (see `recorder/probes.rs` and `support/capacity.rs`).
 //!
 //! The directory is `ORDERS_AWS_CALLS_DIR`, or `target/aws-calls` of this workspace.
 //! Recording happens on every run of the tests that use a recorder; the check reads it.
@@ -26,14 +30,31 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
+
+mod probes;
+
+pub use probes::{DATA_PLANE, key_of};
+use probes::{Emulator, Schemas, with_consumed_capacity};
+
+/// Orders the lines of every recorder in this process, and numbers the steps.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// What the scenario is doing: a label, which time through it, and how many items it handles.
+#[derive(Default)]
+struct Step {
+    label: Option<String>,
+    id: u64,
+    items: usize,
+}
 
 /// Where the recordings go (see the module docs).
 pub fn calls_dir() -> PathBuf {
@@ -63,12 +84,15 @@ struct Shared {
     upstreams: Upstreams,
     http: reqwest::Client,
     out: Mutex<File>,
+    step: Mutex<Step>,
+    schemas: tokio::sync::Mutex<Schemas>,
 }
 
 /// One principal's recording proxy on `127.0.0.1:<port>`. Stops when dropped.
 pub struct Recorder {
     pub url: String,
     pub file: PathBuf,
+    shared: Arc<Shared>,
     server: JoinHandle<()>,
 }
 
@@ -92,8 +116,10 @@ impl Recorder {
             upstreams,
             http: reqwest::Client::new(),
             out: Mutex::new(out),
+            step: Mutex::new(Step::default()),
+            schemas: tokio::sync::Mutex::new(Schemas::new()),
         });
-        let app = Router::new().fallback(forward).with_state(shared);
+        let app = Router::new().fallback(forward).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the recorder");
@@ -101,7 +127,27 @@ impl Recorder {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Recorder { url, file, server }
+        Recorder {
+            url,
+            file,
+            shared,
+            server,
+        }
+    }
+
+    /// Labels the requests recorded from now on (e.g. `create, no key`) for the cost model:
+    /// one more time through that step, for one item (a command, an event).
+    pub fn step(&self, label: &str) {
+        self.step_of(label, 1);
+    }
+
+    /// Like [`Recorder::step`], for a step that handles `items` at once (a batch of events).
+    pub fn step_of(&self, label: &str, items: usize) {
+        *self.shared.step.lock().expect("the step lock") = Step {
+            label: Some(label.to_owned()),
+            id: SEQ.fetch_add(1, Ordering::Relaxed),
+            items,
+        };
     }
 
     /// The recorded requests so far, one JSON object each.
@@ -155,17 +201,58 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
             format!("recorder: no emulator configured for {target:?}"),
         );
     };
+    let operation = target
+        .strip_prefix("DynamoDB_20120810.")
+        .unwrap_or_default();
+    let request: Option<Value> = DATA_PLANE
+        .contains(&operation)
+        .then(|| serde_json::from_slice(&body).ok())
+        .flatten();
+    let mut billing = Map::new();
+    let mut forwarded = body.clone();
+    if let Some(request) = &request {
+        let emulator = Emulator {
+            http: &shared.http,
+            base,
+            headers: &parts.headers,
+        };
+        let tables = emulator
+            .tables(request, &mut *shared.schemas.lock().await)
+            .await;
+        billing.insert(
+            "before".into(),
+            emulator.before(operation, request, &tables).await,
+        );
+        billing.insert("tables".into(), json!(tables));
+        if let Some(asking) = with_consumed_capacity(request) {
+            forwarded = Bytes::from(asking.to_string());
+        }
+    }
     let response = send(
         &shared.http,
         base,
         &parts.method,
         &parts.uri,
         &parts.headers,
-        &body,
+        &forwarded,
     )
     .await;
     let status = response.as_ref().map_or(0, |(status, ..)| status.as_u16());
-    record(&shared, &target, status, &body);
+    if let (Some(request), Ok((_, _, bytes))) = (&request, &response) {
+        billing.insert(
+            "response".into(),
+            serde_json::from_slice(bytes).unwrap_or(Value::Null),
+        );
+        let emulator = Emulator {
+            http: &shared.http,
+            base,
+            headers: &parts.headers,
+        };
+        if let Some(unprojected) = emulator.unprojected(operation, request).await {
+            billing.insert("unprojected".into(), unprojected);
+        }
+    }
+    record(&shared, &target, status, &body, billing);
     match response {
         Ok((status, headers, bytes)) => {
             let mut out = Response::new(Body::from(bytes));
@@ -205,16 +292,22 @@ async fn send(
     Ok((status, headers, response.bytes().await?))
 }
 
-fn record(shared: &Shared, target: &str, status: u16, body: &Bytes) {
+fn record(shared: &Shared, target: &str, status: u16, body: &Bytes, billing: Map<String, Value>) {
     let body: Value = serde_json::from_slice(body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-    let line = json!({
+    let step = shared.step.lock().expect("the step lock");
+    let mut line = json!({
+        "seq": SEQ.fetch_add(1, Ordering::Relaxed),
+        "step": step.label,
+        "step_id": step.id,
+        "step_items": step.items,
         "principal": shared.principal,
         "target": target,
         "names": shared.names,
         "status": status,
         "body": body,
     });
+    line.as_object_mut().expect("a JSON object").extend(billing);
     let mut out = shared.out.lock().expect("the recording lock");
     writeln!(out, "{line}").expect("append to the recording");
 }
