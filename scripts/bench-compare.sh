@@ -38,6 +38,10 @@ WARMUP="${BENCH_WARMUP:-2}"
 CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 STARTED=$(date +%s)
 say "start $(date -u +%FT%TZ), load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+# What is measured: the work tree as built now, uncommitted changes included.
+TREE="$(git rev-parse --short HEAD)"
+DIRTY="$(git status --porcelain --untracked-files=no | awk '{print $2}' | tr '\n' ' ')"
+[[ -n $DIRTY ]] && TREE="$TREE + uncommitted changes to: $DIRTY"
 
 # --- build -------------------------------------------------------------------------------
 cargo build --release --locked --bin orders --bin compare-bench
@@ -87,13 +91,18 @@ export RUST_LOG=warn
 # --- servers -------------------------------------------------------------------------------
 # start_server NAME CMD [ARGS]: runs it in the background and waits for the
 # "listening on http://127.0.0.1:PORT" line on its stdout; sets SERVER_PID and SERVER_URL.
+STARTS=0
 start_server() {
-    local name="$1" i
+    local name="$1" i stdout
     shift
-    "$@" >"$WORK/$name.out" 2>>"$OUT/$name.log" &
+    # A file of its own, made before the server starts: never an earlier server's line.
+    STARTS=$((STARTS + 1))
+    stdout="$WORK/$name-$STARTS.out"
+    : >"$stdout"
+    "$@" >"$stdout" 2>>"$OUT/$name.log" &
     SERVER_PID=$!
     for ((i = 0; i < 600; i++)); do
-        SERVER_URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*' "$WORK/$name.out" | sed 's/^listening on //' || true)"
+        SERVER_URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*' "$stdout" | sed 's/^listening on //' || true)"
         [[ -n $SERVER_URL ]] && return 0
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             tail -n 20 "$OUT/$name.log" >&2 || true
@@ -119,7 +128,8 @@ bench() {
     shift 3
     "$BENCH" run --base "$SERVER_URL" --label "$label" --round "$round" \
         --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" \
-        --pid "server=$SERVER_PID" --json "$file" "$@"
+        --pid "server=$SERVER_PID" --json "$file" "$@" ||
+        say "$label round $round failed (the table leaves it out; server log: $OUT/)"
 }
 
 # run_peer FILE ROUND
@@ -141,7 +151,7 @@ run_ours() {
     local tables=("$prefix-events" "$prefix-read-model" "$prefix-idempotency")
     local names=(EVENTS_TABLE="${tables[0]}" ORDERS_TABLE="${tables[1]}" IDEMPOTENCY_TABLE="${tables[2]}")
     if [[ $config == api ]]; then consumers=none; else extra=(--lag-probe); fi
-    env "${names[@]}" "$ORDERS" tables create --endpoint-url "$DYNAMODB_ENDPOINT" >/dev/null
+    env "${names[@]}" "$ORDERS" tables create --endpoint-url "$DYNAMODB_ENDPOINT" >/dev/null 2>>"$OUT/tables.log"
     start_server "ours-$config" env "${names[@]}" "$ORDERS" serve --backend dynamodb \
         --endpoint-url "$DYNAMODB_ENDPOINT" --addr 127.0.0.1:0 --db "$dir/orders.db" \
         --consumers "$consumers"
@@ -202,5 +212,6 @@ ELAPSED=$(($(date +%s) - STARTED))
 {
     echo
     echo "$ROUNDS rounds; wall time $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores."
+    echo "Built from $TREE"
     echo "Runs: $OUT/runs.jsonl"
 } | tee -a "$OUT/table.md"

@@ -486,6 +486,15 @@ impl Outcome {
             "error_examples": self.tally.examples,
             "cpu": cpu,
             "lag": self.lag,
+            "loadavg_1min": load_average(),
         })
     }
+}
+
+/// The 1-minute load average now (the machine is shared: this says how busy it was).
+fn load_average() -> Value {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(Value::Null, finite)
 }

@@ -165,6 +165,9 @@ fn command(command: Command) -> Fallible<()> {
                 }
                 None => println!("{line}"),
             }
+            if report["ops"] == 0 {
+                return Err("no request succeeded in the measured window".into());
+            }
             Ok(())
         }
     }
@@ -185,6 +188,14 @@ async fn run(args: &RunArgs) -> Fallible<Value> {
         .timeout(Duration::from_secs(15))
         .build()
         .context("cannot build the HTTP client")?;
+    // Any answer will do: this is the server we mean to measure, and it is up.
+    client
+        .get(format!(
+            "{base}/orders/00000000-0000-7000-8000-000000000000"
+        ))
+        .send()
+        .await
+        .with_context(|| format!("no server answers at {base}"))?;
     let config = WorkloadConfig {
         workload: args.workload,
         connections: args.connections,

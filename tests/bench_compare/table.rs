@@ -49,8 +49,18 @@ impl Runs<'_> {
     }
 }
 
+/// The runs of `label` that measured something (a run where nothing succeeded is listed
+/// apart, under the tables).
 fn runs<'a>(all: &'a [Value], label: &str) -> Runs<'a> {
-    Runs(all.iter().filter(|run| run["label"] == label).collect())
+    Runs(
+        all.iter()
+            .filter(|run| run["label"] == label && !failed(run))
+            .collect(),
+    )
+}
+
+fn failed(run: &Value) -> bool {
+    run["ops"].as_u64().unwrap_or(0) == 0
 }
 
 fn num(x: Option<f64>, decimals: usize) -> String {
@@ -221,5 +231,34 @@ pub fn render(all: &[Value]) -> String {
         out,
         "- less capacity per command than the peer: see {CAPACITY_PLACEHOLDER}"
     );
+    let loads: Vec<f64> = all
+        .iter()
+        .filter_map(|r| r["loadavg_1min"].as_f64())
+        .collect();
+    if let Some(max) = loads.iter().copied().reduce(f64::max) {
+        let min = loads.iter().copied().fold(max, f64::min);
+        let _ = writeln!(
+            out,
+            "\nLoad average (1 min) at the end of the runs: {min:.2} to {max:.2}."
+        );
+    }
+    let failures: Vec<String> = all
+        .iter()
+        .filter(|run| failed(run))
+        .map(|run| {
+            format!(
+                "{} round {}",
+                run["label"].as_str().unwrap_or("?"),
+                run["round"]
+            )
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nLeft out, nothing succeeded: {} (see their error_examples).",
+            failures.join(", ")
+        );
+    }
     out
 }
