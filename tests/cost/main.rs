@@ -8,6 +8,10 @@
 //! 3. where the model and DynamoDB Local agree, and where they do not.
 //!
 //! Exits non-zero when a request cannot be priced or a lifecycle step is missing.
+//!
+//! `orders-cost --total DIR` prints instead one JSON object, the sum over every recorded
+//! request: `{"requests", "wru", "index_wru", "rru", "dollars_per_million"}`, for a recording
+//! of a server under load (`aws-recorder`, `scripts/bench-compare.sh`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +23,12 @@ use orders_tests::capacity::{
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 fn main() -> ExitCode {
-    let dir = std::env::args_os().nth(1).map_or_else(
+    let mut args: Vec<_> = std::env::args_os().skip(1).collect();
+    let total = args.first().is_some_and(|a| a == "--total");
+    if total {
+        args.remove(0);
+    }
+    let dir = args.first().map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/aws-calls"),
         PathBuf::from,
     );
@@ -37,6 +46,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if total {
+        return print_total(&lines);
+    }
     let report = Costs::of(&lines).and_then(|costs| {
         let check = capacity::cross_check(&lines)?;
         Ok((costs, check))
@@ -144,4 +156,34 @@ fn lifecycle_table(lifecycle: &Charge) -> String {
         lifecycle.wru / LIFECYCLE_MINIMUM_WRU,
         lifecycle.dollars_per_million()
     )
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+fn print_total(lines: &[serde_json::Value]) -> ExitCode {
+    let mut sum = Charge::default();
+    let mut requests = 0;
+    for line in lines {
+        match capacity::charge(line) {
+            Ok(Some(charge)) => {
+                requests += 1;
+                sum += charge;
+            }
+            Ok(None) => {}
+            Err(unpriced) => {
+                eprintln!("orders-cost: cannot price {}", unpriced.0);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": requests,
+            "wru": sum.wru,
+            "index_wru": sum.index_wru,
+            "rru": sum.rru,
+            "dollars_per_million": sum.dollars_per_million(),
+        })
+    );
+    ExitCode::SUCCESS
 }

@@ -100,8 +100,17 @@ impl Recorder {
     /// Starts a proxy for `principal` (e.g. `command-api`, `operator`), configured with the
     /// resource `names` (variable → name).
     pub async fn start(principal: &str, names: &[(&str, &str)], upstreams: Upstreams) -> Recorder {
-        let dir = calls_dir();
-        std::fs::create_dir_all(&dir).expect("create the recordings directory");
+        Self::start_in(&calls_dir(), principal, names, upstreams).await
+    }
+
+    /// Like [`Recorder::start`], recording into `dir`.
+    pub async fn start_in(
+        dir: &std::path::Path,
+        principal: &str,
+        names: &[(&str, &str)],
+        upstreams: Upstreams,
+    ) -> Recorder {
+        std::fs::create_dir_all(dir).expect("create the recordings directory");
         let file = dir.join(format!(
             "{principal}-{}.jsonl",
             uuid::Uuid::now_v7().simple()
