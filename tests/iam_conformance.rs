@@ -8,8 +8,9 @@
 //!
 //! - `command-api`: a create with an `Idempotency-Key` (the record in the same transaction),
 //!   its replay (the record read back), a confirm and a ship without a key (one conditional
-//!   `PutItem` each), a lost `If-Match`, a cancel with a key (a `ConditionCheck` on the current
-//!   version beside the new event and the record, in one transaction);
+//!   `PutItem` each), a lost `If-Match`, commands with a key (the event and the record in one
+//!   transaction), and a keyed no-op (the record beside a `ConditionCheck` that the next
+//!   version is free);
 //! - `projector`: one order's first event (one view, written alone), a gap (healed from the
 //!   event store) and a batch of several orders (read and written in batches);
 //! - `publisher`: a batch of events to the bus;
@@ -273,6 +274,21 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         .http(post(&format!("/orders/{}/cancel", others[2]), &[], None))
         .await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    // A no-op with a key stores its record beside a check that the next version is free: the
+    // one `ConditionCheck` an append makes.
+    step("cancel again, with key (a no-op)");
+    let again = commands
+        .http(post(
+            &format!("/orders/{}/cancel", others[2]),
+            &[("Idempotency-Key", "iam-cancel-2")],
+            None,
+        ))
+        .await;
+    assert_eq!(
+        (again.status, &again.body["version"]),
+        (200, &json!(2)),
+        "{again:?}"
+    );
     assert_made(
         &commands.recorder,
         &["TransactWriteItems", "PutItem", "GetItem", "Query"],

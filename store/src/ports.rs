@@ -92,9 +92,9 @@ pub struct AppendRequest {
     pub order_id: OrderId,
     /// The version the command was decided against; the new events follow it contiguously.
     /// It must be one the caller read (the newest event of a [`EventStore::load`], 0 for a
-    /// new order): a version beyond the stream is a caller bug, which an append of one event
-    /// without a record may not detect (the DynamoDB store then checks only that the next
-    /// version is free).
+    /// new order): a version beyond the stream is a caller bug, which a store need not detect
+    /// (the DynamoDB store checks only that the next version is free: checking the other side
+    /// would cost a `ConditionCheck`, 2 WRU, on every append with a key).
     pub expected_version: u64,
     /// May be empty: a no-op command with an idempotency key stores the record alone.
     pub events: Vec<StoredEvent>,

@@ -3,18 +3,20 @@
 //! An append is all or nothing: DynamoDB applies every write of it or none, whatever fails and
 //! however often it is retried. Nothing is ever half-written. It takes one of two shapes.
 //!
-//! **One event and no idempotency record** (a command without an `Idempotency-Key`: every
-//! create, confirm, ship or cancel) is ONE `PutItem` of event `expected_version + 1` with
-//! `attribute_not_exists(orderId)`: 1 WRU for an event of up to 1 KB, where a transaction would
-//! cost 2 per item. The condition says nobody holds that version, so (versions being
-//! contiguous) the order is at most at `expected_version`. That the order is at least there
-//! needs no check of its own: [`AppendRequest::expected_version`] is the version of the newest
-//! event of the history the command folded, loaded with a consistent read ([`load`]), and
-//! events are immutable and never deleted, so that event still exists when the put lands. The
-//! one caller, the command handler, takes `expected_version` from that fold (never from the
+//! Both check one side of the expected version only. Each new event is put with
+//! `attribute_not_exists(orderId)`: nobody holds that version, so (versions being contiguous)
+//! the order is at most at `expected_version`. That the order is at least there needs no check
+//! of its own: [`AppendRequest::expected_version`] is the version of the newest event of the
+//! history the command folded, loaded with a consistent read ([`load`]), and events are
+//! immutable and never deleted, so that event still exists when the write lands. The one
+//! caller, the command handler, takes `expected_version` from that fold (never from the
 //! request's `If-Match`, which it only compares). A version the caller never read (beyond the
-//! stream) is a caller bug this shape does not see: it would leave a gap, which every fold then
-//! refuses. The transaction below still checks it.
+//! stream) is a caller bug the store does not see: it would leave a gap, which every fold then
+//! refuses. Checking it would cost a `ConditionCheck`: 2 WRU on every append with a key.
+//!
+//! **One event and no idempotency record** (a command without an `Idempotency-Key`: every
+//! create, confirm, ship or cancel) is ONE `PutItem` of event `expected_version + 1`: 1 WRU for
+//! an event of up to 1 KB, where a transaction would cost 2 per item.
 //!
 //! A failed condition asks DynamoDB for the item that holds the slot
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`, no read capacity). If it is this very
@@ -29,12 +31,10 @@
 //! cancellation reasons come back in the same order, which is how the failure causes are told
 //! apart):
 //!
-//! 1. for `expected_version > 0`, a `ConditionCheck` that the event at `expected_version`
-//!    exists: the order is at least there;
-//! 2. a `Put` per new event with `attribute_not_exists(orderId)`: nobody holds those versions,
-//!    so (versions being contiguous) the order is at most at `expected_version`; with no new
-//!    events, a `ConditionCheck` that `expected_version + 1` does not exist does the same;
-//! 3. the idempotency record's `Put`, with "absent, or expired at the request's `now`".
+//! 1. a `Put` per new event with `attribute_not_exists(orderId)`; with no new events (a no-op
+//!    that stores its key), a `ConditionCheck` that `expected_version + 1` does not exist does
+//!    the same;
+//! 2. the idempotency record's `Put`, with "absent, or expired at the request's `now`".
 //!
 //! How a failed append is reported (decided on the reasons, in this precedence):
 //! - the idempotency `Put`'s condition failed: [`AppendError::IdempotencyKeyInUse`];
@@ -80,7 +80,6 @@ pub(super) const MAX_TRANSACTION_ACTIONS: usize = 100;
 pub(super) const MAX_TRANSACTION_ATTEMPTS: u32 = RetryPolicy::TRANSACTION.max_attempts;
 
 const ABSENT: &str = "attribute_not_exists(orderId)";
-const PRESENT: &str = "attribute_exists(orderId)";
 /// The key is free if no record holds it, or the record's expiry has passed by the store's
 /// clock (TTL deletion lags by up to days, so expired records are still there).
 const KEY_FREE: &str = "attribute_not_exists(idempotencyKey) OR expiresAtMillis <= :now";
@@ -223,10 +222,6 @@ fn actions(
     let expected = request.expected_version;
     let mut items = Vec::new();
     let mut roles = Vec::new();
-    if expected > 0 {
-        items.push(version_check(&tables.events, order, expected, PRESENT));
-        roles.push(Role::Version);
-    }
     for event in &request.events {
         let put = Put::builder()
             .table_name(&tables.events)

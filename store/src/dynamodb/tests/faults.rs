@@ -298,10 +298,10 @@ async fn read_model_batches_judge_each_view_and_keep_an_orders_writes_in_order()
 /// of the same transaction were cancelled for a conflict or throttling.
 #[tokio::test]
 async fn mixed_cancellations_report_the_failed_condition_without_retrying() {
-    // An event's condition failed, another item collided with a transaction: a conflict.
+    // The event's condition failed, the record collided with a transaction: a conflict.
     let fault = Fault::always(
         "TransactWriteItems",
-        cancelled(&["None", "ConditionalCheckFailed", "TransactionConflict"]),
+        cancelled(&["ConditionalCheckFailed", "TransactionConflict"]),
     );
     let (store, clean) = faulty_store(&fault).await;
     let order = OrderId::from_uuid(Uuid::now_v7());
