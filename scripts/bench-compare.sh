@@ -50,22 +50,19 @@ BENCH="$ROOT/target/release/compare-bench"
 
 PEER_BIN="$ROOT/target/peers/release/cqrs-dynamo-peer"
 FLOOR_BIN="$ROOT/target/peers/release/floor"
-build_peer() { # NAME: bench/peers/NAME/Cargo.toml into target/peers
+# build_peer NAME BINARY: bench/peers/NAME into target/peers; fails (and says why) if there is
+# no such project or it does not build, so that an older binary is never measured instead.
+build_peer() {
     local manifest="bench/peers/$1/Cargo.toml" locked=()
-    if [[ ! -f $manifest ]]; then
-        say "no $manifest: its configs are skipped"
-        return 0
-    fi
+    [[ -f $manifest ]] || { say "no $manifest: its rows stay empty"; return 1; }
     [[ -f bench/peers/$1/Cargo.lock ]] && locked=(--locked)
-    CARGO_TARGET_DIR="$ROOT/target/peers" cargo build --release "${locked[@]}" --manifest-path "$manifest"
+    CARGO_TARGET_DIR="$ROOT/target/peers" cargo build --release "${locked[@]}" --manifest-path "$manifest" ||
+        { say "bench/peers/$1 does not build: its rows stay empty"; return 1; }
+    [[ -x $2 ]] || { say "bench/peers/$1 built no $2: its rows stay empty"; return 1; }
 }
-build_peer cqrs-dynamo
-build_peer floor
 HAVE_PEER=false HAVE_FLOOR=false
-[[ -x $PEER_BIN ]] && HAVE_PEER=true
-[[ -x $FLOOR_BIN ]] && HAVE_FLOOR=true
-$HAVE_PEER || say "no $PEER_BIN: the peer's rows stay empty"
-$HAVE_FLOOR || say "no $FLOOR_BIN: the floor's rows stay empty"
+build_peer cqrs-dynamo "$PEER_BIN" && HAVE_PEER=true
+build_peer floor "$FLOOR_BIN" && HAVE_FLOOR=true
 
 # --- DynamoDB Local and the work directory -------------------------------------------------
 OUT="$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)"
