@@ -5,40 +5,10 @@
 //! PENDING | CONFIRMED -> CANCELLED; confirming a confirmed order and cancelling a cancelled
 //! one are accepted and record nothing.
 
-use std::fmt;
-
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
+pub use peer_shape::{LineItem, OrderStatus};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    #[default]
-    Pending,
-    Confirmed,
-    Shipped,
-    Cancelled,
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pending => "PENDING",
-            Self::Confirmed => "CONFIRMED",
-            Self::Shipped => "SHIPPED",
-            Self::Cancelled => "CANCELLED",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LineItem {
-    pub sku: String,
-    pub quantity: u32,
-    pub unit_price: u64,
-}
 
 /// Commands carry the instant the HTTP handler stamped, so `handle` stays deterministic.
 #[derive(Debug)]

@@ -7,14 +7,14 @@
 //! ```
 //!
 //! It creates its tables (on-demand), prints `listening on http://ADDR` once listening, and
-//! stops on SIGTERM/SIGINT. Credentials come from the SDK's usual chain (AWS_ACCESS_KEY_ID …).
+//! stops on SIGTERM/SIGINT (both `peer-shape`'s, ../shape, as in the floor). Credentials come
+//! from the SDK's usual chain (AWS_ACCESS_KEY_ID …).
 
 mod domain;
 mod http;
 mod view;
 
 use std::error::Error;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,13 +122,11 @@ async fn main() -> Result<(), BoxError> {
     .await?;
 
     let state = application_state(client.clone(), &tables);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let addr = listener.local_addr()?;
+    let listening = peer_shape::listen(args.listen).await?;
+    let addr = listening.addr();
     info!(%addr, events = tables.events, view = tables.view, "serving");
-    announce(addr)?;
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let on_signal = || info!("shutting down");
+    listening.serve(http::router(state), on_signal).await?;
 
     if args.delete_tables_on_exit {
         for table in [&tables.events, &tables.view] {
@@ -196,21 +194,4 @@ async fn create_table(
         .wait(Duration::from_secs(60))
         .await?;
     Ok(())
-}
-
-/// The one line on stdout that scripts wait for.
-fn announce(addr: SocketAddr) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{addr}")?;
-    stdout.flush()
-}
-
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    info!("shutting down");
 }

@@ -1,37 +1,27 @@
 //! The order view, the demo's `BankAccountView` pattern: a `GenericQuery` over a
 //! `DynamoViewRepository`, dispatched by the `CqrsFramework` after every commit, and shaped as
-//! the response body (`{"orderId","version","customerId","status",…}`).
+//! the response body: `peer-shape`'s `OrderView`, which this wraps only because a foreign type
+//! cannot implement cqrs-es's `View` here (stored as the same JSON, `transparent`).
 
 use cqrs_es::persist::GenericQuery;
 use cqrs_es::{EventEnvelope, View};
 use dynamo_es::DynamoViewRepository;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{LineItem, Order, OrderEvent, OrderStatus};
+use crate::domain::{Order, OrderEvent, OrderStatus};
 
 pub type OrderViewRepository = DynamoViewRepository<OrderView, Order>;
 pub type OrderQuery = GenericQuery<OrderViewRepository, OrderView, Order>;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderView {
-    pub order_id: String,
-    pub version: usize,
-    pub customer_id: String,
-    pub status: OrderStatus,
-    pub currency: String,
-    pub items: Vec<LineItem>,
-    pub total: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancel_reason: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
+#[serde(transparent)]
+pub struct OrderView(pub peer_shape::OrderView);
 
 impl View<Order> for OrderView {
     fn update(&mut self, event: &EventEnvelope<Order>) {
-        self.order_id.clone_from(&event.aggregate_id);
-        self.version = event.sequence;
+        let view = &mut self.0;
+        view.order_id.clone_from(&event.aggregate_id);
+        view.version = event.sequence as u64;
         let at = match &event.payload {
             OrderEvent::OrderCreated {
                 customer_id,
@@ -40,28 +30,28 @@ impl View<Order> for OrderView {
                 total,
                 at,
             } => {
-                self.customer_id.clone_from(customer_id);
-                self.status = OrderStatus::Pending;
-                self.currency.clone_from(currency);
-                self.items.clone_from(items);
-                self.total = *total;
-                self.created_at.clone_from(at);
+                view.customer_id.clone_from(customer_id);
+                view.status = OrderStatus::Pending;
+                view.currency.clone_from(currency);
+                view.items.clone_from(items);
+                view.total = *total;
+                view.created_at.clone_from(at);
                 at
             }
             OrderEvent::OrderConfirmed { at } => {
-                self.status = OrderStatus::Confirmed;
+                view.status = OrderStatus::Confirmed;
                 at
             }
             OrderEvent::OrderShipped { at } => {
-                self.status = OrderStatus::Shipped;
+                view.status = OrderStatus::Shipped;
                 at
             }
             OrderEvent::OrderCancelled { reason, at } => {
-                self.status = OrderStatus::Cancelled;
-                self.cancel_reason.clone_from(reason);
+                view.status = OrderStatus::Cancelled;
+                view.cancel_reason.clone_from(reason);
                 at
             }
         };
-        self.updated_at.clone_from(at);
+        view.updated_at.clone_from(at);
     }
 }
