@@ -3,9 +3,8 @@
 #
 #   scripts/bench-compare.sh [ROUNDS]        (default 3)
 #
-# Against the peer, on one DynamoDB Local (its JVM warmed by an unmeasured round of each
-# config first), ROUNDS rounds, the order rotated every round, of the lifecycle workload
-# (create -> confirm -> ship -> get, 16 connections) against:
+# Against the peer, on DynamoDB Local, ROUNDS rounds, the order rotated every round, of the
+# lifecycle workload (create -> confirm -> ship -> get, 16 connections) against:
 #   peer    bench/peers/cqrs-dynamo: the idiomatic cqrs-es + dynamo-es service (plain GET: its
 #           view is written with the command)
 #   api     ours, the API alone: `orders serve --backend dynamodb --consumers none`, as on AWS
@@ -13,6 +12,15 @@
 #   system  ours, the whole local system with the stream pollers (GET ?minVersion=3), with
 #           the projection and publish lag sampled alongside (--lag-probe)
 # Each of ours runs on fresh tables (`orders tables create`), deleted after.
+#
+# Every measured run gets a DynamoDB Local of its own, started for it and warmed by an
+# unmeasured run of the same config just before (the JVM's JIT and the emulator's tables).
+# One instance for everything is not a level field: once its streams have been read (the
+# whole system's pollers), DynamoDB Local spends more CPU on every later write to a table
+# with a stream, even after those tables are deleted (about 1.5x to 4x per command in our
+# runs), so ours would pay for the runs before it and the peer (no stream) would not.
+# BENCH_SHARED_DYNAMODB=1 runs everything on one instance instead (warmed by one run of
+# each config first), to see that effect.
 #
 # Against the floor, ROUNDS rounds, interleaved: `orders serve` on SQLite (a fresh --db,
 # default --sync full) and bench/peers/floor (a no-op axum service with the same routes and
@@ -22,7 +30,8 @@
 # warmup.jsonl); the medians are printed as markdown (`compare-bench table`) and kept in
 # table.md. The "capacity per command" column is left for the cost model (orders-cost).
 #
-# Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16).
+# Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16),
+# BENCH_SHARED_DYNAMODB (unset).
 # Servers log at RUST_LOG=warn (all of them), so that logging is not what is compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,8 +88,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 scripts/dynamodb-local.sh install
-eval "$(scripts/dynamodb-local.sh start)"
-DDB_PID="$(cat "$DYNAMODB_LOCAL_PID_FILE")"
+SHARED_DYNAMODB="${BENCH_SHARED_DYNAMODB:-}"
+DDB_PID=""
+# fresh_dynamodb: stops the DynamoDB Local this script started last, if any, and starts one.
+fresh_dynamodb() {
+    if [[ -n $DYNAMODB_LOCAL_PID_FILE ]]; then
+        scripts/dynamodb-local.sh stop "$DYNAMODB_LOCAL_PID_FILE"
+        DYNAMODB_LOCAL_PID_FILE=""
+    fi
+    eval "$(scripts/dynamodb-local.sh start)"
+    DDB_PID="$(cat "$DYNAMODB_LOCAL_PID_FILE")"
+}
 # DynamoDB Local checks no credentials; the SDK wants some (dummy, emulator only).
 export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
 export RUST_LOG=warn
@@ -166,6 +184,17 @@ run_dynamodb_config() {
     esac
 }
 
+# measure_dynamodb_config ROUND peer|api|system: on a fresh, warmed DynamoDB Local (unless
+# shared).
+measure_dynamodb_config() {
+    [[ $2 != peer ]] || $HAVE_PEER || return 0
+    if [[ -z $SHARED_DYNAMODB ]]; then
+        fresh_dynamodb
+        run_dynamodb_config "$OUT/warmup.jsonl" "$1" "$2"
+    fi
+    run_dynamodb_config "$OUT/runs.jsonl" "$1" "$2"
+}
+
 # run_floor_config FILE ROUND sqlite|floor creates|reads
 run_floor_config() {
     local file="$1" round="$2" service="$3" workload="$4"
@@ -185,15 +214,18 @@ run_floor_config() {
 
 # --- the rounds ----------------------------------------------------------------------------
 CONFIGS=(peer api system)
-say "warm-up: one unmeasured run of each DynamoDB config"
-for config in "${CONFIGS[@]}"; do
-    run_dynamodb_config "$OUT/warmup.jsonl" 0 "$config"
-done
+if [[ -n $SHARED_DYNAMODB ]]; then
+    fresh_dynamodb
+    say "warm-up: one unmeasured run of each DynamoDB config"
+    for config in "${CONFIGS[@]}"; do
+        run_dynamodb_config "$OUT/warmup.jsonl" 0 "$config"
+    done
+fi
 
 for ((round = 1; round <= ROUNDS; round++)); do
     say "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
-        run_dynamodb_config "$OUT/runs.jsonl" "$round" "${CONFIGS[$(((i + round - 1) % ${#CONFIGS[@]}))]}"
+        measure_dynamodb_config "$round" "${CONFIGS[$(((i + round - 1) % ${#CONFIGS[@]}))]}"
     done
     for workload in creates reads; do
         if ((round % 2)); then order=(sqlite floor); else order=(floor sqlite); fi
@@ -209,6 +241,11 @@ ELAPSED=$(($(date +%s) - STARTED))
 {
     echo
     echo "$ROUNDS rounds; wall time $((ELAPSED / 60)) min $((ELAPSED % 60)) s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores."
+    if [[ -n $SHARED_DYNAMODB ]]; then
+        echo "One DynamoDB Local for every run (BENCH_SHARED_DYNAMODB), warmed by one run of each config."
+    else
+        echo "Each DynamoDB run on a DynamoDB Local of its own, warmed by an unmeasured run of the same config."
+    fi
     echo "Built from $TREE"
     echo "Runs: $OUT/runs.jsonl"
 } | tee -a "$OUT/table.md"

@@ -95,7 +95,7 @@ pub fn render(all: &[Value]) -> String {
     let seconds = all.iter().find_map(|r| r["seconds"].as_f64());
     let _ = writeln!(
         out,
-        "Lifecycle (create → confirm → ship → get) on one DynamoDB Local, {} connections, {} s \
+        "Lifecycle (create → confirm → ship → get) on DynamoDB Local, {} connections, {} s \
          measured per run; medians of the rounds (n = rounds per config).\n",
         num(connections.map(|c| c as f64), 0),
         num(seconds, 0),
