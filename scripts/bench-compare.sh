@@ -13,14 +13,15 @@
 #           the projection and publish lag sampled alongside (--lag-probe)
 # Each of ours runs on fresh tables (`orders tables create`), deleted after.
 #
-# Every measured run gets a DynamoDB Local of its own, started for it and warmed by an
-# unmeasured run of the same config just before (the JVM's JIT and the emulator's tables).
-# One instance for everything is not a level field: once its streams have been read (the
-# whole system's pollers), DynamoDB Local spends more CPU on every later write to a table
-# with a stream, even after those tables are deleted (about 1.5x to 4x per command in our
-# runs), so ours would pay for the runs before it and the peer (no stream) would not.
-# BENCH_SHARED_DYNAMODB=1 runs everything on one instance instead (warmed by one run of
-# each config first), to see that effect.
+# Every measured run gets a DynamoDB Local of its own, started for it and warmed (its JVM's
+# JIT) by one unmeasured run of the peer's workload just before, the same warm-up whatever
+# is measured next. One instance for everything is not a level field: after a run of ours
+# (writes to a table with a stream), DynamoDB Local spends 2x to 4x the CPU per command on
+# the next run of ours, even on new tables and with the old ones deleted, while runs of the
+# peer (no stream) leave no such trace. So ours would pay for the runs before it.
+# BENCH_WARM_WITH=same warms with a run of the measured config instead (ours then runs after
+# one run of ours); BENCH_SHARED_DYNAMODB=1 runs everything on one instance, warmed by one
+# run of each config first. Without a peer, the warm-up is a run of the same config.
 #
 # Against the floor, ROUNDS rounds, interleaved: `orders serve` on SQLite (a fresh --db,
 # default --sync full) and bench/peers/floor (a no-op axum service with the same routes and
@@ -31,7 +32,7 @@
 # table.md. The "capacity per command" column is left for the cost model (orders-cost).
 #
 # Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16),
-# BENCH_SHARED_DYNAMODB (unset).
+# BENCH_WARM_WITH (peer, or same), BENCH_SHARED_DYNAMODB (unset).
 # Servers log at RUST_LOG=warn (all of them), so that logging is not what is compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +90,9 @@ trap 'exit 130' INT TERM
 
 scripts/dynamodb-local.sh install
 SHARED_DYNAMODB="${BENCH_SHARED_DYNAMODB:-}"
+WARM_WITH="${BENCH_WARM_WITH:-peer}"
+[[ $WARM_WITH == peer || $WARM_WITH == same ]] || die "BENCH_WARM_WITH must be peer or same, not '$WARM_WITH'"
+$HAVE_PEER || WARM_WITH=same
 DDB_PID=""
 # fresh_dynamodb: stops the DynamoDB Local this script started last, if any, and starts one.
 fresh_dynamodb() {
@@ -190,7 +194,11 @@ measure_dynamodb_config() {
     [[ $2 != peer ]] || $HAVE_PEER || return 0
     if [[ -z $SHARED_DYNAMODB ]]; then
         fresh_dynamodb
-        run_dynamodb_config "$OUT/warmup.jsonl" "$1" "$2"
+        if [[ $WARM_WITH == peer ]]; then
+            run_peer "$OUT/warmup.jsonl" "$1"
+        else
+            run_dynamodb_config "$OUT/warmup.jsonl" "$1" "$2"
+        fi
     fi
     run_dynamodb_config "$OUT/runs.jsonl" "$1" "$2"
 }
@@ -244,7 +252,7 @@ ELAPSED=$(($(date +%s) - STARTED))
     if [[ -n $SHARED_DYNAMODB ]]; then
         echo "One DynamoDB Local for every run (BENCH_SHARED_DYNAMODB), warmed by one run of each config."
     else
-        echo "Each DynamoDB run on a DynamoDB Local of its own, warmed by an unmeasured run of the same config."
+        echo "Each DynamoDB run on a DynamoDB Local of its own, warmed by an unmeasured run of the $([[ $WARM_WITH == peer ]] && echo "peer's workload" || echo "same config")."
     fi
     echo "Built from $TREE"
     echo "Runs: $OUT/runs.jsonl"
