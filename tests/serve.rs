@@ -332,3 +332,56 @@ fn a_weak_cursor_key_is_refused_before_anything_is_created() {
         );
     }
 }
+
+/// `--consumers none` (or `ORDERS_CONSUMERS=none`) runs the API alone, as on AWS where the
+/// projector and the publisher are functions of their own: commands and `?minVersion=` reads
+/// work, but no view is written, nothing is published and there is no `/local/bus`.
+#[tokio::test]
+async fn the_api_alone_runs_no_projector_and_no_publisher() {
+    let cases: [Invocation<'_>; 2] = [
+        (&["--consumers", "none"], &[]),
+        (&[], &[("ORDERS_CONSUMERS", "none")]),
+    ];
+    for (args, env) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start_with(dir.path(), args, env);
+        let c = client();
+        let (status, _, created) =
+            post(&c, server.url("/orders"), Some(new_order("cust-api-alone"))).await;
+        assert_eq!(status, StatusCode::CREATED, "{args:?} {env:?}: {created}");
+        let id = created["orderId"].as_str().unwrap();
+
+        let (status, fresh) = get_json(&c, server.url(&format!("/orders/{id}?minVersion=1"))).await;
+        assert_eq!(
+            (status, &fresh["version"]),
+            (StatusCode::OK, &json!(1)),
+            "{args:?} {env:?}: read-your-writes still folds from the events"
+        );
+        // Given time a projector would have taken, the view is still not there.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, _) = get_json(&c, server.url(&format!("/orders/{id}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{args:?} {env:?}: no view");
+        let bus = c.get(server.url("/local/bus")).send().await.unwrap();
+        assert_eq!(
+            bus.status(),
+            StatusCode::NOT_FOUND,
+            "{args:?} {env:?}: no bus"
+        );
+        assert!(
+            !dir.path().join("bus.jsonl").exists(),
+            "{args:?} {env:?}: nothing published"
+        );
+    }
+}
+
+/// A value other than `all` or `none` is a usage error.
+#[test]
+fn an_unknown_consumers_value_is_refused() {
+    let output = std::process::Command::new(orders_tests::orders_bin())
+        .args(["serve", "--addr", "127.0.0.1:0", "--consumers", "some"])
+        .output()
+        .expect("run orders serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--consumers"), "{stderr}");
+}
