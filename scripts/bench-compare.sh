@@ -29,7 +29,9 @@
 #
 # Every run is one JSON line of target/bench-compare/<time>/runs.jsonl (the warm-up's in
 # warmup.jsonl); the medians are printed as markdown (`compare-bench table`) and kept in
-# table.md. The "capacity per command" column is left for the cost model (orders-cost).
+# table.md. Capacity per command: after the rounds, one shorter run of each DynamoDB config
+# (4 connections, 4 s, no warm-up, no lag probes) through a recording proxy (`aws-recorder`),
+# priced by AWS's rules (`orders-cost --total`), in capacity.jsonl.
 #
 # Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16),
 # BENCH_WARM_WITH (peer, or same), BENCH_SHARED_DYNAMODB (unset).
@@ -54,9 +56,11 @@ DIRTY="$(git status --porcelain --untracked-files=no | awk '{print $2}' | tr '\n
 [[ -n $DIRTY ]] && TREE="$TREE + uncommitted changes to: $DIRTY"
 
 # --- build -------------------------------------------------------------------------------
-cargo build --release --locked --bin orders --bin compare-bench
+cargo build --release --locked --bin orders --bin compare-bench --bin aws-recorder --bin orders-cost
 ORDERS="$ROOT/target/release/orders"
 BENCH="$ROOT/target/release/compare-bench"
+RECORDER="$ROOT/target/release/aws-recorder"
+COST="$ROOT/target/release/orders-cost"
 
 PEER_BIN="$ROOT/target/peers/release/cqrs-dynamo-peer"
 FLOOR_BIN="$ROOT/target/peers/release/floor"
@@ -141,6 +145,7 @@ stop_server() {
 }
 
 RUN_NO=0
+LAG_PROBE=1 SETTLE=0
 # bench FILE LABEL ROUND [compare-bench run ARGS]: one measured run against $SERVER_URL.
 bench() {
     local file="$1" label="$2" round="$3"
@@ -169,12 +174,14 @@ run_ours() {
     mkdir -p "$dir"
     local tables=("$prefix-events" "$prefix-read-model" "$prefix-idempotency")
     local names=(EVENTS_TABLE="${tables[0]}" ORDERS_TABLE="${tables[1]}" IDEMPOTENCY_TABLE="${tables[2]}")
-    if [[ $config == api ]]; then consumers=none; else extra=(--lag-probe); fi
+    if [[ $config == api ]]; then consumers=none; elif ((LAG_PROBE)); then extra=(--lag-probe); fi
     env "${names[@]}" "$ORDERS" tables create --endpoint-url "$DYNAMODB_ENDPOINT" >/dev/null 2>>"$OUT/tables.log"
     start_server "ours-$config" env "${names[@]}" "$ORDERS" serve --backend dynamodb \
         --endpoint-url "$DYNAMODB_ENDPOINT" --addr 127.0.0.1:0 --db "$dir/orders.db" \
         --consumers "$consumers"
     bench "$file" "$config" "$round" --pid "dynamodb-local=$DDB_PID" --min-version-reads "${extra[@]}"
+    # Let the pollers finish what the load left them (the capacity runs count their requests).
+    sleep "$SETTLE"
     stop_server
     "$BENCH" delete-tables --endpoint "$DYNAMODB_ENDPOINT" "${tables[@]}"
     rm -rf "$dir"
@@ -243,8 +250,37 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
+# --- capacity per command ----------------------------------------------------------------
+# capacity_run CONFIG: one short run of CONFIG on a fresh DynamoDB Local, every request through
+# aws-recorder, priced by orders-cost: one line of capacity.jsonl.
+capacity_run() {
+    local config="$1" dir="$WORK/capacity-$1" real="$DYNAMODB_ENDPOINT" recorder_pid
+    [[ $config != peer ]] || $HAVE_PEER || return 0
+    fresh_dynamodb
+    real="$DYNAMODB_ENDPOINT"
+    mkdir -p "$dir"
+    start_server "recorder-$config" "$RECORDER" --principal "$config" --dynamodb "$real" --dir "$dir/calls"
+    recorder_pid="$SERVER_PID"
+    DYNAMODB_ENDPOINT="$SERVER_URL" SERVER_PID=""
+    CONNECTIONS=4 SECONDS_PER_RUN=4 WARMUP=0 LAG_PROBE=0 SETTLE=2 \
+        run_dynamodb_config "$dir/run.jsonl" 0 "$config"
+    DYNAMODB_ENDPOINT="$real"
+    kill -TERM "$recorder_pid" 2>/dev/null || true
+    wait "$recorder_pid" 2>/dev/null || true
+    "$COST" --total "$dir/calls" >"$dir/cost.json"
+    python3 - "$config" "$dir/run.jsonl" "$dir/cost.json" >>"$OUT/capacity.jsonl" <<'PY'
+import json, sys
+config, run, cost = sys.argv[1], json.loads(open(sys.argv[2]).readline()), json.load(open(sys.argv[3]))
+print(json.dumps({"config": config, "commands": run["commands"], "gets": run.get("gets"), **cost}))
+PY
+}
+say "capacity: one recorded run of each DynamoDB config"
+for config in "${CONFIGS[@]}"; do
+    capacity_run "$config"
+done
+
 # --- the table -----------------------------------------------------------------------------
-"$BENCH" table "$OUT/runs.jsonl" | tee "$OUT/table.md"
+"$BENCH" table "$OUT/runs.jsonl" --capacity "$OUT/capacity.jsonl" | tee "$OUT/table.md"
 ELAPSED=$(($(date +%s) - STARTED))
 {
     echo

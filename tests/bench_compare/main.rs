@@ -62,6 +62,10 @@ enum Command {
         /// A file of `run` JSON lines (labels peer, api, system, sqlite-creates,
         /// floor-creates, sqlite-reads, floor-reads).
         file: PathBuf,
+        /// A file of capacity JSON lines: per config (`config`: peer, api, system), the
+        /// `commands` of a recorded run and `orders-cost --total`'s units for it.
+        #[arg(long)]
+        capacity: Option<PathBuf>,
     },
     /// Delete DynamoDB tables (a run's fresh tables), ignoring those already gone.
     DeleteTables {
@@ -134,16 +138,13 @@ fn main() -> std::process::ExitCode {
 
 fn command(command: Command) -> Fallible<()> {
     match command {
-        Command::Table { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let runs: Vec<Value> = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(serde_json::from_str)
-                .collect::<Result<_, _>>()
-                .context("a line is not JSON")?;
-            print!("{}", table::render(&runs));
+        Command::Table { file, capacity } => {
+            let runs = json_lines(&file)?;
+            let capacity = capacity.map(|f| json_lines(&f)).transpose()?;
+            print!(
+                "{}",
+                table::render(&runs, capacity.as_deref().unwrap_or(&[]))
+            );
             Ok(())
         }
         Command::DeleteTables { endpoint, tables } => {
@@ -254,6 +255,17 @@ fn human_line(report: &Value) -> String {
         ));
     }
     line
+}
+
+/// The JSON lines of `file`.
+fn json_lines(file: &std::path::Path) -> Fallible<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("a line of {} is not JSON", file.display()))
 }
 
 async fn delete_tables(endpoint: &str, tables: &[String]) -> Fallible<()> {

@@ -11,8 +11,37 @@ use serde_json::Value;
 
 use crate::stats::median;
 
-/// The column the lead fills from the cost model (`aws-recorder` + `orders-cost`).
-const CAPACITY_PLACEHOLDER: &str = "**(fill: orders-cost)**";
+/// What a config's commands cost DynamoDB by AWS's rules, per command: from a recorded run
+/// (`aws-recorder`) priced by `orders-cost --total`, GETs included.
+struct Capacity {
+    wru: f64,
+    index_wru: f64,
+    rru: f64,
+    dollars_per_million: f64,
+}
+
+impl Capacity {
+    fn of(capacity: &[Value], config: &str) -> Option<Capacity> {
+        let line = capacity.iter().rev().find(|c| c["config"] == config)?;
+        let commands = line["commands"].as_f64().filter(|&n| n > 0.0)?;
+        let per = |key: &str| line[key].as_f64().map(|x| x / commands);
+        Some(Capacity {
+            wru: per("wru")?,
+            index_wru: per("index_wru")?,
+            rru: per("rru")?,
+            dollars_per_million: per("dollars_per_million")?,
+        })
+    }
+
+    fn text(capacity: Option<&Capacity>) -> String {
+        capacity.map_or("–".to_owned(), |c| {
+            format!(
+                "{:.2} WRU + {:.2} index + {:.2} RRU (${:.2}/M)",
+                c.wru, c.index_wru, c.rru, c.dollars_per_million
+            )
+        })
+    }
+}
 
 struct Runs<'a>(Vec<&'a Value>);
 
@@ -83,9 +112,10 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-pub fn render(all: &[Value]) -> String {
+pub fn render(all: &[Value], capacity: &[Value]) -> String {
     let mut out = String::new();
     let peer = runs(all, "peer");
+    let labels = ["peer", "api", "system"];
     let configs = [
         ("peer (`cqrs-es` + `dynamo-es`)", runs(all, "peer")),
         ("ours, API alone (`--consumers none`)", runs(all, "api")),
@@ -116,7 +146,7 @@ pub fn render(all: &[Value]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {CAPACITY_PLACEHOLDER} | {} | {} | {} | {} ({}) |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |",
             config.rounds(),
             num(config.field("commands_per_s"), 0),
             num(config.field("command_p50_ms"), 2),
@@ -125,6 +155,7 @@ pub fn render(all: &[Value]) -> String {
             num(config.field("get_p99_ms"), 2),
             num(config.cpu_ms("dynamodb-local"), 3),
             num(config.cpu_ms("server"), 3),
+            Capacity::text(Capacity::of(capacity, labels[i]).as_ref()),
             vs_peer(config.field("commands_per_s"), peer.field("commands_per_s")),
             vs_peer(config.field("command_p99_ms"), peer.field("command_p99_ms")),
             vs_peer(
@@ -137,8 +168,9 @@ pub fn render(all: &[Value]) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{CAPACITY_PLACEHOLDER}: capacity per command (WRU + RRU by AWS's rules) comes from the \
-         cost model (`aws-recorder` + `orders-cost`), not from this benchmark.\n"
+        "\nCapacity per command: DynamoDB's request units by AWS's rules (`orders-cost`), GETs \
+         included, from a shorter run of each config through a recording proxy (`aws-recorder`), \
+         and their price per million commands at on-demand rates.\n"
     );
 
     let system = &configs[2].1;
@@ -227,10 +259,17 @@ pub fn render(all: &[Value]) -> String {
             verdict(r.map(|r| r >= goal)),
         );
     }
-    let _ = writeln!(
-        out,
-        "- less capacity per command than the peer: see {CAPACITY_PLACEHOLDER}"
-    );
+    let peer_cost = Capacity::of(capacity, "peer").map(|c| c.dollars_per_million);
+    for (name, label) in [("API alone", "api"), ("whole local system", "system")] {
+        let ours = Capacity::of(capacity, label).map(|c| c.dollars_per_million);
+        let r = ratio(ours, peer_cost);
+        let _ = writeln!(
+            out,
+            "- less capacity per command than the peer ({name}): {} ({} the peer's $ per command)",
+            verdict(r.map(|r| r < 1.0)),
+            ratio_text(r),
+        );
+    }
     let loads: Vec<f64> = all
         .iter()
         .filter_map(|r| r["loadavg_1min"].as_f64())
