@@ -36,7 +36,9 @@ use orders_domain::OrderId;
 use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
 use orders_store::{EventStore, ReadModelScan, ReadModelStore, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
-use orders_tests::capacity::{self, Costs, LIFECYCLE_MINIMUM_RRU, LIFECYCLE_MINIMUM_WRU};
+use orders_tests::capacity::{
+    self, Costs, LIFECYCLE_INDEX_WRU_BOUND, LIFECYCLE_MINIMUM_RRU, LIFECYCLE_MINIMUM_WRU,
+};
 use orders_tests::recorder::{Recorder, Upstreams};
 use orders_tests::replay::replay;
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
@@ -512,11 +514,33 @@ fn assert_cost(recorders: &[&Recorder]) {
         "a lifecycle reads {} units, more than 1.25× the minimum {LIFECYCLE_MINIMUM_RRU}: {costs:#?}",
         lifecycle.rru
     );
+    assert!(
+        lifecycle.index_wru <= LIFECYCLE_INDEX_WRU_BOUND,
+        "a lifecycle writes {} index units, more than the {LIFECYCLE_INDEX_WRU_BOUND} it did",
+        lifecycle.index_wru
+    );
     let check = capacity::cross_check(&lines).unwrap();
     for (operation, (_, differ)) in &check.by_operation {
         assert!(
             differ.keys().all(|why| !why.starts_with("unexplained")),
             "{operation}: {differ:#?}"
+        );
+    }
+    // The cross-check compared something: DynamoDB Local counted each kind of request.
+    for operation in [
+        "PutItem",
+        "GetItem",
+        "Query",
+        "BatchGetItem",
+        "TransactWriteItems",
+    ] {
+        let agree = check
+            .by_operation
+            .get(operation)
+            .map_or(0, |(agree, _)| *agree);
+        assert!(
+            agree > 0,
+            "no {operation} agreed with DynamoDB Local: {check:#?}"
         );
     }
 }

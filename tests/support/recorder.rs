@@ -18,8 +18,9 @@
 //!   the synthesized template that the same variable points at.
 //! - `body` is the request as sent, so the check sees what the SDK really put on the wire
 //!   (each `TransactWriteItems` member, an `IndexName`, a `TableName` in a batch).
-//! - `seq` orders the lines of all recorders of a process; `step` is what the scenario was
-//!   doing ([`Recorder::step`]), so that the cost model can say what each command costs.
+//! - `run` names the process, `seq` orders the lines of all its recorders; `step` is what the
+//!   scenario was doing ([`Recorder::step`]), so that the cost model can say what each
+//!   command costs.
 //! - For DynamoDB's item operations, `tables`, `before`, `response` and `unprojected` carry
 //!   what AWS bills a request by (see `recorder/probes.rs` and `support/capacity.rs`).
 //!
@@ -47,6 +48,10 @@ use probes::{Emulator, Schemas, with_consumed_capacity};
 
 /// Orders the lines of every recorder in this process, and numbers the steps.
 static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// This process's recordings, told apart from another run's in the same directory.
+static RUN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| uuid::Uuid::now_v7().simple().to_string());
 
 /// What the scenario is doing: a label, which time through it, and how many items it handles.
 #[derive(Default)]
@@ -306,6 +311,7 @@ fn record(shared: &Shared, target: &str, status: u16, body: &Bytes, billing: Map
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
     let step = shared.step.lock().expect("the step lock");
     let mut line = json!({
+        "run": *RUN,
         "seq": SEQ.fetch_add(1, Ordering::Relaxed),
         "step": step.label,
         "step_id": step.id,

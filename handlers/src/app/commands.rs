@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use orders_domain::{CreateOrder, OrderCommand, OrderId, OrderState, Timestamp, decide, evolve};
+use orders_domain::{
+    CreateOrder, DomainError, OrderCommand, OrderId, OrderState, Timestamp, decide, evolve,
+};
 use orders_store::{
     AppendError, AppendRequest, EventMetadata, IdempotencyKey, IdempotencyRecord, OrderView,
     StoreError, StoredEvent, fold,
@@ -231,6 +233,11 @@ impl CommandService {
             Ok(()) => {
                 info!(events = appended, version = new_version, "command applied");
                 Ok(outcome)
+            }
+            // A create's append lost only if the id had a history after all: the order
+            // exists, as the decider would have said had it read that history.
+            Err(AppendError::Conflict { .. }) if matches!(command, OrderCommand::Create(_)) => {
+                Err(DomainError::AlreadyExists.into())
             }
             Err(AppendError::Conflict {
                 current_version: actual,

@@ -146,9 +146,7 @@ fn validate(request: &AppendRequest) -> Result<(), StoreError> {
             )));
         }
     }
-    let actions = usize::from(request.expected_version > 0)
-        + request.events.len().max(1)
-        + usize::from(request.idempotency.is_some());
+    let actions = request.events.len().max(1) + usize::from(request.idempotency.is_some());
     if actions > MAX_TRANSACTION_ACTIONS {
         return Err(internal(format_args!(
             "an append of {} events needs {actions} transaction actions; DynamoDB allows {}",

@@ -48,7 +48,8 @@ pub struct Emulator<'a> {
 }
 
 impl Emulator<'_> {
-    /// Sends `operation` with `body` and returns its JSON answer, or `Value::Null` when it fails.
+    /// Sends `operation` with `body` and returns its JSON answer, or `{"probeError": why}` when
+    /// it fails: the cost model refuses to price a request whose probe failed.
     async fn call(&self, operation: &str, body: &Value) -> Value {
         let mut headers = self.headers.clone();
         let target = format!("DynamoDB_20120810.{operation}");
@@ -59,10 +60,12 @@ impl Emulator<'_> {
         let uri: Uri = "/".parse().expect("a path");
         let body = Bytes::from(body.to_string());
         match send(self.http, self.base, &Method::POST, &uri, &headers, &body).await {
-            Ok((status, _, bytes)) if status.is_success() => {
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-            }
-            _ => Value::Null,
+            Ok((status, _, bytes)) if status.is_success() => serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| json!({ "probeError": format!("{operation}: {e}") })),
+            Ok((status, _, bytes)) => json!({
+                "probeError": format!("{operation}: {status}: {}", String::from_utf8_lossy(&bytes)),
+            }),
+            Err(error) => json!({ "probeError": format!("{operation}: {error}") }),
         }
     }
 
@@ -70,20 +73,25 @@ impl Emulator<'_> {
     pub async fn tables(&self, request: &Value, cache: &mut Schemas) -> Schemas {
         let mut out = Schemas::new();
         for table in table_names(request) {
-            if !cache.contains_key(&table) {
-                let described = self
-                    .call("DescribeTable", &json!({ "TableName": table }))
-                    .await;
-                let table_json = &described["Table"];
-                cache.insert(
-                    table.clone(),
-                    json!({
-                        "KeySchema": table_json["KeySchema"],
-                        "GlobalSecondaryIndexes": table_json["GlobalSecondaryIndexes"],
-                    }),
-                );
+            if let Some(known) = cache.get(&table) {
+                out.insert(table, known.clone());
+                continue;
             }
-            out.insert(table.clone(), cache[&table].clone());
+            let described = self
+                .call("DescribeTable", &json!({ "TableName": table }))
+                .await;
+            if described.get("probeError").is_some() {
+                // Not cached: the table may exist by the next request.
+                out.insert(table, described);
+                continue;
+            }
+            let table_json = &described["Table"];
+            let schema = json!({
+                "KeySchema": table_json["KeySchema"],
+                "GlobalSecondaryIndexes": table_json["GlobalSecondaryIndexes"],
+            });
+            cache.insert(table.clone(), schema.clone());
+            out.insert(table, schema);
         }
         out
     }
@@ -99,7 +107,11 @@ impl Emulator<'_> {
                     &json!({ "TableName": table, "Key": key, "ConsistentRead": true }),
                 )
                 .await;
-            found.push(json!({ "table": table, "key": key, "item": got["Item"] }));
+            let mut entry = json!({ "table": table, "key": key, "item": got["Item"] });
+            if let Some(error) = got.get("probeError") {
+                entry["probeError"] = error.clone();
+            }
+            found.push(entry);
         }
         Value::Array(found)
     }
@@ -149,8 +161,17 @@ fn drop_unused_names(object: &mut Map<String, Value>) {
         .filter(|(field, _)| field.ends_with("Expression"))
         .filter_map(|(_, value)| value.as_str().map(str::to_owned))
         .collect();
+    // A whole `#name` token: `#v` must not count as used where only `#vs` is.
+    let uses = |expression: &str, name: &str| {
+        expression.match_indices(name).any(|(at, _)| {
+            !expression[at + name.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    };
     if let Some(Value::Object(names)) = object.get_mut("ExpressionAttributeNames") {
-        names.retain(|name, _| expressions.iter().any(|e| e.contains(name.as_str())));
+        names.retain(|name, _| expressions.iter().any(|e| uses(e, name)));
         if names.is_empty() {
             object.remove("ExpressionAttributeNames");
         }
@@ -162,7 +183,10 @@ fn drop_unused_names(object: &mut Map<String, Value>) {
 pub fn with_consumed_capacity(request: &Value) -> Option<Value> {
     let mut request = request.clone();
     let object = request.as_object_mut()?;
-    if object.contains_key("ReturnConsumedCapacity") {
+    if object
+        .get("ReturnConsumedCapacity")
+        .is_some_and(|asked| asked != "NONE")
+    {
         return None;
     }
     object.insert("ReturnConsumedCapacity".into(), json!("INDEXES"));
