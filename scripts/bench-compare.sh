@@ -84,8 +84,17 @@ mkdir -p "$OUT"
 WORK="$(mktemp -d)"
 SERVER_PID=""
 DYNAMODB_LOCAL_PID_FILE=""
+# The recording proxy of a capacity run (below).
+RECORDER_PID=""
+stop_recorder() {
+    [[ -n $RECORDER_PID ]] || return 0
+    kill -TERM "$RECORDER_PID" 2>/dev/null || true
+    wait "$RECORDER_PID" 2>/dev/null || true
+    RECORDER_PID=""
+}
 cleanup() {
     stop_server
+    stop_recorder
     [[ -n $DYNAMODB_LOCAL_PID_FILE ]] && scripts/dynamodb-local.sh stop "$DYNAMODB_LOCAL_PID_FILE" || true
     rm -rf "$WORK"
 }
@@ -260,19 +269,23 @@ capacity_run() {
     real="$DYNAMODB_ENDPOINT"
     mkdir -p "$dir"
     start_server "recorder-$config" "$RECORDER" --principal "$config" --dynamodb "$real" --dir "$dir/calls"
-    recorder_pid="$SERVER_PID"
+    RECORDER_PID="$SERVER_PID"
     DYNAMODB_ENDPOINT="$SERVER_URL" SERVER_PID=""
-    CONNECTIONS=4 SECONDS_PER_RUN=4 WARMUP=0 LAG_PROBE=0 SETTLE=2 \
+    CONNECTIONS=4 SECONDS_PER_RUN=4 WARMUP=0 LAG_PROBE=0 SETTLE=3 \
         run_dynamodb_config "$dir/run.jsonl" 0 "$config"
     DYNAMODB_ENDPOINT="$real"
-    kill -TERM "$recorder_pid" 2>/dev/null || true
-    wait "$recorder_pid" 2>/dev/null || true
-    "$COST" --total "$dir/calls" >"$dir/cost.json"
-    python3 - "$config" "$dir/run.jsonl" "$dir/cost.json" >>"$OUT/capacity.jsonl" <<'PY'
+    stop_recorder
+    # A failure here leaves the config's capacity empty, not the whole table unprinted.
+    if [[ ! -s $dir/run.jsonl ]] || ! "$COST" --total "$dir/calls" >"$dir/cost.json"; then
+        say "capacity of $config: no run or no price (see $OUT/); its capacity stays empty"
+        return 0
+    fi
+    python3 - "$config" "$dir/run.jsonl" "$dir/cost.json" >>"$OUT/capacity.jsonl" <<'PY' ||
 import json, sys
 config, run, cost = sys.argv[1], json.loads(open(sys.argv[2]).readline()), json.load(open(sys.argv[3]))
 print(json.dumps({"config": config, "commands": run["commands"], "gets": run.get("gets"), **cost}))
 PY
+        say "capacity of $config: cannot read its run; its capacity stays empty"
 }
 say "capacity: one recorded run of each DynamoDB config"
 for config in "${CONFIGS[@]}"; do
