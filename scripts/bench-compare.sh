@@ -33,6 +33,8 @@
 # (4 connections, 4 s, no warm-up, no lag probes) through a recording proxy (`aws-recorder`),
 # priced by AWS's rules (`orders-cost --total`), in capacity.jsonl.
 #
+# BENCH_BEFORE=REV adds a fourth config: ours at REV, the whole system, for a before/after.
+#
 # Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16),
 # BENCH_WARM_WITH (peer, or same), BENCH_SHARED_DYNAMODB (unset).
 # Servers log at RUST_LOG=warn (all of them), so that logging is not what is compared.
@@ -77,6 +79,18 @@ build_peer() {
 HAVE_PEER=false HAVE_FLOOR=false
 build_peer cqrs-dynamo "$PEER_BIN" && HAVE_PEER=true
 build_peer floor "$FLOOR_BIN" && HAVE_FLOOR=true
+
+# BENCH_BEFORE=REV adds ours at REV (the whole system) to the rounds, for a before/after in the
+# same run: REV is built in a worktree under target/bench-revisions/ (as bench-revisions.sh does).
+BEFORE="${BENCH_BEFORE:-}"
+BEFORE_BIN=""
+if [[ -n $BEFORE ]]; then
+    BEFORE="$(git rev-parse --short "$BEFORE")"
+    revisions="$ROOT/target/bench-revisions"
+    [[ -d $revisions/src-$BEFORE ]] || git worktree add --detach "$revisions/src-$BEFORE" "$BEFORE" >&2
+    (cd "$revisions/src-$BEFORE" && CARGO_TARGET_DIR="$revisions/target-$BEFORE" cargo build --release --locked --bin orders)
+    BEFORE_BIN="$revisions/target-$BEFORE/release/orders"
+fi
 
 # --- DynamoDB Local and the work directory -------------------------------------------------
 OUT="$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -175,19 +189,21 @@ run_peer() {
     stop_server
 }
 
-# run_ours FILE ROUND api|system: on fresh tables, deleted after.
+# run_ours FILE ROUND api|system|before: on fresh tables, deleted after. `before` is the whole
+# system as BENCH_BEFORE's revision built it (which may predate --consumers).
 run_ours() {
-    local file="$1" round="$2" config="$3" consumers=all extra=()
+    local file="$1" round="$2" config="$3" consumers=(--consumers all) extra=() orders="$ORDERS"
     RUN_NO=$((RUN_NO + 1))
     local prefix="cmp$$-$RUN_NO" dir="$WORK/ours-$RUN_NO"
     mkdir -p "$dir"
     local tables=("$prefix-events" "$prefix-read-model" "$prefix-idempotency")
     local names=(EVENTS_TABLE="${tables[0]}" ORDERS_TABLE="${tables[1]}" IDEMPOTENCY_TABLE="${tables[2]}")
-    if [[ $config == api ]]; then consumers=none; elif ((LAG_PROBE)); then extra=(--lag-probe); fi
-    env "${names[@]}" "$ORDERS" tables create --endpoint-url "$DYNAMODB_ENDPOINT" >/dev/null 2>>"$OUT/tables.log"
-    start_server "ours-$config" env "${names[@]}" "$ORDERS" serve --backend dynamodb \
+    if [[ $config == api ]]; then consumers=(--consumers none); elif ((LAG_PROBE)); then extra=(--lag-probe); fi
+    [[ $config != before ]] || { orders="$BEFORE_BIN" consumers=(); }
+    env "${names[@]}" "$orders" tables create --endpoint-url "$DYNAMODB_ENDPOINT" >/dev/null 2>>"$OUT/tables.log"
+    start_server "ours-$config" env "${names[@]}" "$orders" serve --backend dynamodb \
         --endpoint-url "$DYNAMODB_ENDPOINT" --addr 127.0.0.1:0 --db "$dir/orders.db" \
-        --consumers "$consumers"
+        "${consumers[@]}"
     bench "$file" "$config" "$round" --pid "dynamodb-local=$DDB_PID" --min-version-reads "${extra[@]}"
     # Let the pollers finish what the load left them (the capacity runs count their requests).
     sleep "$SETTLE"
@@ -238,6 +254,7 @@ run_floor_config() {
 
 # --- the rounds ----------------------------------------------------------------------------
 CONFIGS=(peer api system)
+[[ -z $BEFORE ]] || CONFIGS+=(before)
 if [[ -n $SHARED_DYNAMODB ]]; then
     fresh_dynamodb
     say "warm-up: one unmeasured run of each DynamoDB config"
@@ -288,7 +305,7 @@ PY
         say "capacity of $config: cannot read its run; its capacity stays empty"
 }
 say "capacity: one recorded run of each DynamoDB config"
-for config in "${CONFIGS[@]}"; do
+for config in peer api system; do
     capacity_run "$config"
 done
 

@@ -175,6 +175,43 @@ pub fn render(all: &[Value], capacity: &[Value]) -> String {
          Ours also pays for two listings' indexes, which the peer does not have.\n"
     );
 
+    let before = runs(all, "before");
+    if before.rounds() > 0 {
+        let after = &configs[2].1;
+        let _ = writeln!(
+            out,
+            "Before and after (`BENCH_BEFORE`): the whole local system at that revision against \
+             now, in the same rounds:\n\n\
+             | side | n | commands/s | p50 ms | p99 ms | GET p50 ms | GET p99 ms | DynamoDB Local CPU ms/command |\n\
+             |---|---|---|---|---|---|---|---|"
+        );
+        for (side, runs) in [("before", &before), ("after", after)] {
+            let _ = writeln!(
+                out,
+                "| {side} | {} | {} | {} | {} | {} | {} | {} |",
+                runs.rounds(),
+                num(runs.field("commands_per_s"), 0),
+                num(runs.field("command_p50_ms"), 2),
+                num(runs.field("command_p99_ms"), 2),
+                num(runs.field("get_p50_ms"), 2),
+                num(runs.field("get_p99_ms"), 2),
+                num(runs.cpu_ms("dynamodb-local"), 3),
+            );
+        }
+        let vs = |key: &str| ratio_text(ratio(after.field(key), before.field(key)));
+        let _ = writeln!(
+            out,
+            "\nafter/before: commands/s {}, p50 {}, p99 {}, DynamoDB Local CPU per command {}.\n",
+            vs("commands_per_s"),
+            vs("command_p50_ms"),
+            vs("command_p99_ms"),
+            ratio_text(ratio(
+                after.cpu_ms("dynamodb-local"),
+                before.cpu_ms("dynamodb-local")
+            )),
+        );
+    }
+
     let system = &configs[2].1;
     let _ = writeln!(
         out,
