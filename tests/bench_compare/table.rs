@@ -73,6 +73,21 @@ impl Runs<'_> {
         })
     }
 
+    /// The cells both lifecycle tables share: n, commands/s, p50, p99, GET p50, GET p99 and
+    /// DynamoDB Local's CPU per command.
+    fn lifecycle_cells(&self) -> String {
+        format!(
+            "{} | {} | {} | {} | {} | {} | {}",
+            self.rounds(),
+            num(self.field("commands_per_s"), 0),
+            num(self.field("command_p50_ms"), 2),
+            num(self.field("command_p99_ms"), 2),
+            num(self.field("get_p50_ms"), 2),
+            num(self.field("get_p99_ms"), 2),
+            num(self.cpu_ms("dynamodb-local"), 3),
+        )
+    }
+
     fn sum(&self, key: &str) -> u64 {
         self.0.iter().filter_map(|run| run[key].as_u64()).sum()
     }
@@ -146,14 +161,8 @@ pub fn render(all: &[Value], capacity: &[Value]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |",
-            config.rounds(),
-            num(config.field("commands_per_s"), 0),
-            num(config.field("command_p50_ms"), 2),
-            num(config.field("command_p99_ms"), 2),
-            num(config.field("get_p50_ms"), 2),
-            num(config.field("get_p99_ms"), 2),
-            num(config.cpu_ms("dynamodb-local"), 3),
+            "| {name} | {} | {} | {} | {} | {} | {} | {} ({}) |",
+            config.lifecycle_cells(),
             num(config.cpu_ms("server"), 3),
             Capacity::text(Capacity::of(capacity, labels[i]).as_ref()),
             vs_peer(config.field("commands_per_s"), peer.field("commands_per_s")),
@@ -186,17 +195,7 @@ pub fn render(all: &[Value], capacity: &[Value]) -> String {
              |---|---|---|---|---|---|---|---|"
         );
         for (side, runs) in [("before", &before), ("after", after)] {
-            let _ = writeln!(
-                out,
-                "| {side} | {} | {} | {} | {} | {} | {} | {} |",
-                runs.rounds(),
-                num(runs.field("commands_per_s"), 0),
-                num(runs.field("command_p50_ms"), 2),
-                num(runs.field("command_p99_ms"), 2),
-                num(runs.field("get_p50_ms"), 2),
-                num(runs.field("get_p99_ms"), 2),
-                num(runs.cpu_ms("dynamodb-local"), 3),
-            );
+            let _ = writeln!(out, "| {side} | {} |", runs.lifecycle_cells());
         }
         let vs = |key: &str| ratio_text(ratio(after.field(key), before.field(key)));
         let _ = writeln!(
