@@ -57,7 +57,7 @@ impl EventStore for SqliteStore {
         order_id: OrderId,
         up_to: Option<u64>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(move |conn| event_log::load(conn, order_id, up_to))
+        self.point_read(|conn| event_log::load(conn, order_id, up_to))
             .await
     }
 }
@@ -69,8 +69,7 @@ impl IdempotencyStore for SqliteStore {
         key: &IdempotencyKey,
         now: Timestamp,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let key = key.clone();
-        self.read(move |conn| event_log::idempotency_record(conn, &key, now))
+        self.point_read(|conn| event_log::idempotency_record(conn, key, now))
             .await
     }
 }
@@ -78,8 +77,8 @@ impl IdempotencyStore for SqliteStore {
 #[async_trait]
 impl ReadModelStore for SqliteStore {
     async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, StoreError> {
-        let sql = self.inner.read_model.clone();
-        self.read(move |conn| read_model::get(conn, &sql, order_id))
+        let sql = &self.inner.read_model;
+        self.point_read(|conn| read_model::get(conn, sql, order_id))
             .await
     }
 
@@ -214,8 +213,7 @@ impl ChangeFeed for SqliteStore {
 #[async_trait]
 impl CheckpointStore for SqliteStore {
     async fn load_checkpoint(&self, consumer: &str) -> Result<u64, StoreError> {
-        let consumer = consumer.to_owned();
-        self.read(move |conn| checkpoints::load_checkpoint(conn, &consumer))
+        self.point_read(|conn| checkpoints::load_checkpoint(conn, consumer))
             .await
     }
 
