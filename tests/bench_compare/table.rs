@@ -77,14 +77,22 @@ impl Runs<'_> {
     /// DynamoDB Local's CPU per command.
     fn lifecycle_cells(&self) -> String {
         format!(
-            "{} | {} | {} | {} | {} | {} | {}",
+            "{} | {} | {} | {} | {}",
             self.rounds(),
-            num(self.field("commands_per_s"), 0),
-            num(self.field("command_p50_ms"), 2),
-            num(self.field("command_p99_ms"), 2),
+            self.rate_cells("commands_per_s", "command_p50_ms", "command_p99_ms"),
             num(self.field("get_p50_ms"), 2),
             num(self.field("get_p99_ms"), 2),
             num(self.cpu_ms("dynamodb-local"), 3),
+        )
+    }
+
+    /// A rate and its p50 and p99, by their fields' names.
+    fn rate_cells(&self, rate: &str, p50: &str, p99: &str) -> String {
+        format!(
+            "{} | {} | {}",
+            num(self.field(rate), 0),
+            num(self.field(p50), 2),
+            num(self.field(p99), 2)
         )
     }
 
@@ -251,14 +259,10 @@ pub fn render(all: &[Value], capacity: &[Value]) -> String {
         floor_ratios.push((workload, r, goal));
         let _ = writeln!(
             out,
-            "| {workload} | {} | {} | {} | {} | {} | {} | {} | {} | ≥ {goal} |",
+            "| {workload} | {} | {} | {} | {} | ≥ {goal} |",
             ours.rounds().min(floor.rounds()),
-            num(ours.field("ops_per_s"), 0),
-            num(ours.field("p50_ms"), 2),
-            num(ours.field("p99_ms"), 2),
-            num(floor.field("ops_per_s"), 0),
-            num(floor.field("p50_ms"), 2),
-            num(floor.field("p99_ms"), 2),
+            ours.rate_cells("ops_per_s", "p50_ms", "p99_ms"),
+            floor.rate_cells("ops_per_s", "p50_ms", "p99_ms"),
             r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}")),
         );
     }
