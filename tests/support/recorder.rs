@@ -222,14 +222,15 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
         .contains(&operation)
         .then(|| serde_json::from_slice(&body).ok())
         .flatten();
+    // The probes' way to the emulator, with the caller's own headers.
+    let emulator = Emulator {
+        http: &shared.http,
+        base,
+        headers: &parts.headers,
+    };
     let mut billing = Map::new();
     let mut forwarded = body.clone();
     if let Some(request) = &request {
-        let emulator = Emulator {
-            http: &shared.http,
-            base,
-            headers: &parts.headers,
-        };
         let tables = emulator
             .tables(request, &mut *shared.schemas.lock().await)
             .await;
@@ -257,11 +258,6 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
             "response".into(),
             serde_json::from_slice(bytes).unwrap_or(Value::Null),
         );
-        let emulator = Emulator {
-            http: &shared.http,
-            base,
-            headers: &parts.headers,
-        };
         if let Some(unprojected) = emulator.unprojected(operation, request).await {
             billing.insert("unprojected".into(), unprojected);
         }
