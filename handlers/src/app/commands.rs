@@ -337,3 +337,50 @@ fn check_precondition(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use orders_domain::{CreateOrder, DomainError, OrderCommand};
+    use orders_store::EventStore;
+    use orders_testkit::{fixtures::create_body, stores};
+
+    use super::*;
+    use crate::app::SystemClock;
+    use crate::http::extract::create_order;
+
+    fn context() -> CommandContext {
+        CommandContext {
+            correlation_id: "test".to_owned(),
+            precondition: None,
+            idempotency: None,
+        }
+    }
+
+    fn create() -> CreateOrder {
+        create_order(Some(&create_body("cust-1"))).expect("a valid body")
+    }
+
+    /// A create skips the history read (its id is new); the append's condition is what
+    /// refuses an id that has a history, and that is the decider's answer, not a 409.
+    #[tokio::test]
+    async fn a_create_under_an_id_that_has_a_history_is_already_exists_and_appends_nothing() {
+        let (_dir, store) = stores::sqlite();
+        let service = CommandService::new(
+            Stores::shared(store.clone()),
+            Arc::new(SystemClock),
+            "orders.test",
+        );
+        let created = service.create(create(), context()).await.expect("created");
+        let order_id = created.view.order_id;
+
+        let again = service
+            .execute(order_id, OrderCommand::Create(create()), context())
+            .await;
+        assert!(
+            matches!(again, Err(AppError::Rejected(DomainError::AlreadyExists))),
+            "{again:?}"
+        );
+        let history = store.load(order_id, None).await.expect("loads");
+        assert_eq!(history.len(), 1, "still only the first OrderCreated");
+    }
+}
