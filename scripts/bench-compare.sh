@@ -25,7 +25,9 @@
 #
 # Against the floor, ROUNDS rounds, interleaved: `orders serve` on SQLite (a fresh --db,
 # default --sync full) and bench/peers/floor (a no-op axum service with the same routes and
-# JSON), with the `creates` and the `reads` workloads.
+# JSON), with the `creates` and the `reads` workloads; and, for creates, `orders serve` with
+# parts of its work switched off (--sync normal, --consumers none, both), to show where a
+# create's time goes.
 #
 # Every run is one JSON line of target/bench-compare/<time>/runs.jsonl (the warm-up's in
 # warmup.jsonl); the medians are printed as markdown (`compare-bench table`) and kept in
@@ -36,7 +38,9 @@
 # BENCH_BEFORE=REV adds a fourth config: ours at REV, the whole system, for a before/after.
 #
 # Knobs (environment): BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (16),
-# BENCH_WARM_WITH (peer, or same), BENCH_SHARED_DYNAMODB (unset).
+# BENCH_WARM_WITH (peer, or same), BENCH_SHARED_DYNAMODB (unset), BENCH_CONFIGS (which of
+# "peer api system floor" to run, default all; e.g. BENCH_CONFIGS=system for ours with the
+# pollers and their lag alone).
 # Servers log at RUST_LOG=warn (all of them), so that logging is not what is compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -235,9 +239,16 @@ measure_dynamodb_config() {
     run_dynamodb_config "$OUT/runs.jsonl" "$1" "$2"
 }
 
-# run_floor_config FILE ROUND sqlite|floor creates|reads
+# run_floor_config FILE ROUND SERVICE creates|reads: SERVICE is floor, sqlite (`orders serve`
+# as shipped), or one of the variants that show where a create's time goes: sqlite-nosync
+# (--sync normal), sqlite-api (--consumers none), sqlite-api-nosync (both).
 run_floor_config() {
-    local file="$1" round="$2" service="$3" workload="$4"
+    local file="$1" round="$2" service="$3" workload="$4" args=()
+    case "$service" in
+    sqlite-nosync) args=(--sync normal) ;;
+    sqlite-api) args=(--consumers none) ;;
+    sqlite-api-nosync) args=(--consumers none --sync normal) ;;
+    esac
     if [[ $service == floor ]]; then
         $HAVE_FLOOR || return 0
         start_server floor "$FLOOR_BIN" --listen 127.0.0.1:0
@@ -245,7 +256,7 @@ run_floor_config() {
         RUN_NO=$((RUN_NO + 1))
         local dir="$WORK/sqlite-$RUN_NO"
         mkdir -p "$dir"
-        start_server ours-sqlite "$ORDERS" serve --addr 127.0.0.1:0 --db "$dir/orders.db"
+        start_server "ours-$service" "$ORDERS" serve --addr 127.0.0.1:0 --db "$dir/orders.db" "${args[@]}"
     fi
     bench "$file" "$service-$workload" "$round" --workload "$workload"
     stop_server
@@ -253,7 +264,15 @@ run_floor_config() {
 }
 
 # --- the rounds ----------------------------------------------------------------------------
-CONFIGS=(peer api system)
+read -r -a SELECTED <<<"${BENCH_CONFIGS:-peer api system floor}"
+CONFIGS=() RUN_FLOOR=false
+for config in "${SELECTED[@]}"; do
+    case "$config" in
+    peer | api | system) CONFIGS+=("$config") ;;
+    floor) RUN_FLOOR=true ;;
+    *) die "BENCH_CONFIGS: unknown config '$config' (peer, api, system, floor)" ;;
+    esac
+done
 [[ -z $BEFORE ]] || CONFIGS+=(before)
 if [[ -n $SHARED_DYNAMODB ]]; then
     fresh_dynamodb
@@ -268,10 +287,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
         measure_dynamodb_config "$round" "${CONFIGS[$(((i + round - 1) % ${#CONFIGS[@]}))]}"
     done
+    $RUN_FLOOR || continue
     for workload in creates reads; do
-        if ((round % 2)); then order=(sqlite floor); else order=(floor sqlite); fi
-        for service in "${order[@]}"; do
-            run_floor_config "$OUT/runs.jsonl" "$round" "$service" "$workload"
+        order=(sqlite floor)
+        [[ $workload == reads ]] || order+=(sqlite-nosync sqlite-api sqlite-api-nosync)
+        for ((i = 0; i < ${#order[@]}; i++)); do
+            run_floor_config "$OUT/runs.jsonl" "$round" "${order[$(((i + round - 1) % ${#order[@]}))]}" "$workload"
         done
     done
 done
@@ -305,8 +326,8 @@ PY
         say "capacity of $config: cannot read its run; its capacity stays empty"
 }
 say "capacity: one recorded run of each DynamoDB config"
-for config in peer api system; do
-    capacity_run "$config"
+for config in "${CONFIGS[@]}"; do
+    [[ $config == before ]] || capacity_run "$config"
 done
 
 # --- the table -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 //!
 //! Labels it knows: `peer`, `api` (ours, the API alone), `system` (ours with the pollers) for
 //! the lifecycle; `sqlite-creates`, `floor-creates`, `sqlite-reads`, `floor-reads` for the
-//! floor. CPU labels: `dynamodb-local` and `server`.
+//! floor, and the creates of `orders serve` with less to do ([`CREATE_VARIANTS`]). CPU labels:
+//! `dynamodb-local` and `server`.
 
 use std::fmt::Write;
 
@@ -109,6 +110,63 @@ fn runs<'a>(all: &'a [Value], label: &str) -> Runs<'a> {
             .filter(|run| run["label"] == label && !failed(run))
             .collect(),
     )
+}
+
+/// The creates of `orders serve` with parts of its work switched off, by run label: where a
+/// create's time goes, against the floor.
+const CREATE_VARIANTS: [(&str, &str); 4] = [
+    (
+        "sqlite-creates",
+        "as shipped: fsynced commits, projector and publisher in-process",
+    ),
+    (
+        "sqlite-nosync-creates",
+        "`--sync normal`: commits not fsynced",
+    ),
+    (
+        "sqlite-api-creates",
+        "`--consumers none`: no projector or publisher",
+    ),
+    (
+        "sqlite-api-nosync-creates",
+        "`--consumers none --sync normal`: neither",
+    ),
+];
+
+fn create_variants(out: &mut String, all: &[Value]) {
+    let floor = runs(all, "floor-creates");
+    let variants: Vec<_> = CREATE_VARIANTS
+        .iter()
+        .map(|(label, what)| (what, runs(all, label)))
+        .filter(|(_, runs)| runs.rounds() > 0)
+        .collect();
+    if variants.len() < 2 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nWhere a create's time goes: `orders serve` on SQLite with parts of its work switched \
+         off, same load.\n\n\
+         | `orders serve` | n | creates/s | p50 ms | p99 ms | server CPU ms/create | ours/floor |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for (what, runs) in variants {
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {} | {} |",
+            runs.rounds(),
+            runs.rate_cells("ops_per_s", "p50_ms", "p99_ms"),
+            num(runs.cpu_ms("server"), 3),
+            ratio_text(ratio(runs.field("ops_per_s"), floor.field("ops_per_s"))),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| the floor (no storage) | {} | {} | {} | 1.00× |",
+        floor.rounds(),
+        floor.rate_cells("ops_per_s", "p50_ms", "p99_ms"),
+        num(floor.cpu_ms("server"), 3),
+    );
 }
 
 fn failed(run: &Value) -> bool {
@@ -266,6 +324,8 @@ pub fn render(all: &[Value], capacity: &[Value]) -> String {
             r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}")),
         );
     }
+
+    create_variants(&mut out, all);
 
     let (api, system) = (&configs[1].1, &configs[2].1);
     let api_rate = ratio(api.field("commands_per_s"), peer.field("commands_per_s"));
