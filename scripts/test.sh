@@ -13,7 +13,28 @@ cd "$(dirname "$0")/.."
 # The suite builds once and runs once: incremental state would only add ~1.7 GB to target/.
 export CARGO_INCREMENTAL=0
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each stage says what it runs and, when the next begins (or the suite ends, however it
+# ends), how long it took; the summary at the end lists them all.
+STAGE="" STAGE_START=0 SUITE_START=$SECONDS TIMINGS=()
+stage_done() {
+    [[ -n $STAGE ]] || return 0
+    local took=$((SECONDS - STAGE_START))
+    TIMINGS+=("$(printf '%4d s  %s' "$took" "$STAGE")")
+    printf '<== %s: %d s\n' "$STAGE" "$took"
+    STAGE=""
+}
+step() {
+    stage_done
+    STAGE="$*" STAGE_START=$SECONDS
+    printf '\n==> %s\n' "$STAGE"
+}
+summary() {
+    local status=$?
+    stage_done
+    printf '\nStages (%s, %d s in all):\n' "$([[ $status == 0 ]] && echo passed || echo "FAILED, exit $status")" $((SECONDS - SUITE_START))
+    printf '  %s\n' "${TIMINGS[@]}"
+}
+trap summary EXIT
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
