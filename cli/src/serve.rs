@@ -11,7 +11,10 @@
 //! `--consumers none` only the API runs, as on AWS where the projector and the publisher are
 //! separate functions.
 
+mod console;
 mod cursor_key;
+mod metrics;
+mod openapi;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +93,7 @@ enum LocalConsumers {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = metrics::install()?;
     let data_dir = data_dir(&args.store.db)?;
     let cursor_key = match &args.cursor_key {
         Some(CursorKey(key)) => key.clone(),
@@ -111,6 +115,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (api_alone(&args, backend, config).await?, Consumers::Off)
         }
     };
+    let app = app
+        .merge(metrics)
+        .merge(openapi::router())
+        .merge(console::router());
     serve(args.addr, app, consumers, stop).await
 }
 
