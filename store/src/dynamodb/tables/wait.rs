@@ -47,20 +47,31 @@ pub(super) async fn wait_active(
     name: &str,
     with_indexes: bool,
 ) -> Result<TableDescription, StoreError> {
-    let active = |table: &TableDescription| {
-        table.table_status() == Some(&SdkTableStatus::Active)
-            && (!with_indexes
-                || table
+    let pending = |table: &TableDescription| {
+        let mut pending = Vec::new();
+        if table.table_status() != Some(&SdkTableStatus::Active) {
+            pending.push(format!(
+                "table {name} ({})",
+                status_text(table.table_status())
+            ));
+        }
+        if with_indexes {
+            pending.extend(
+                table
                     .global_secondary_indexes()
                     .iter()
-                    .all(|index| index.index_status() == Some(&IndexStatus::Active)))
+                    .filter(|index| index.index_status() != Some(&IndexStatus::Active))
+                    .map(|index| index_text(name, index)),
+            );
+        }
+        pending
     };
     poll_until(
         client,
         name,
         RetryPolicy::TABLE_ACTIVE,
         ACTIVE_TIMEOUT,
-        active,
+        pending,
     )
     .await?
     .ok_or_else(|| StoreError::Unavailable {
@@ -78,41 +89,62 @@ pub(super) async fn index_active_soon(
     name: &str,
     index: &str,
 ) -> Result<bool, StoreError> {
-    let active = |table: &TableDescription| {
-        table.global_secondary_indexes().iter().any(|gsi| {
-            gsi.index_name() == Some(index) && gsi.index_status() == Some(&IndexStatus::Active)
-        })
+    let pending = |table: &TableDescription| {
+        let gsi = table
+            .global_secondary_indexes()
+            .iter()
+            .find(|gsi| gsi.index_name() == Some(index));
+        match gsi {
+            Some(gsi) if gsi.index_status() == Some(&IndexStatus::Active) => Vec::new(),
+            Some(gsi) => vec![index_text(name, gsi)],
+            None => vec![format!("index {index} of {name} (not listed yet)")],
+        }
     };
-    let found = poll_until(client, name, RetryPolicy::INDEX_ACTIVE, INDEX_WAIT, active).await?;
+    let found = poll_until(client, name, RetryPolicy::INDEX_ACTIVE, INDEX_WAIT, pending).await?;
     Ok(found.is_some())
 }
 
-/// Describes the table until `ready` holds of it, pausing as `pace` says between tries;
-/// `None` once `deadline` has passed without it.
+/// How often a wait that goes on says so again.
+const WAIT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Describes the table until `pending` (what is not ACTIVE yet, in words) is empty, pausing as
+/// `pace` says between tries; `None` once `deadline` has passed without it.
+///
+/// A wait says what it waits for when it begins, every [`WAIT_REPORT_EVERY`] after, and how
+/// long it took when it ends (at info, which `orders tables create` shows): on AWS a new
+/// table, and more so an index on a table with data, can take minutes. A table that is ready
+/// at the first look (DynamoDB Local, a run that finds everything in place) says nothing.
 async fn poll_until(
     client: &Client,
     name: &str,
     pace: RetryPolicy,
     deadline: Duration,
-    ready: impl Fn(&TableDescription) -> bool,
+    pending: impl Fn(&TableDescription) -> Vec<String>,
 ) -> Result<Option<TableDescription>, StoreError> {
     let started = Instant::now();
+    let mut reported: Option<Instant> = None;
     let mut retry = 0u32;
     loop {
-        if let Some(table) = describe(client, name).await? {
-            if ready(&table) {
-                return Ok(Some(table));
+        let waiting_for = match describe(client, name).await? {
+            Some(table) => {
+                let waiting_for = pending(&table);
+                if waiting_for.is_empty() {
+                    if reported.is_some() {
+                        tracing::info!(table = %name, waited_s = started.elapsed().as_secs(), "ACTIVE");
+                    }
+                    return Ok(Some(table));
+                }
+                waiting_for.join(", ")
             }
-            tracing::debug!(
+            None => format!("table {name} (not found yet)"),
+        };
+        if reported.is_none_or(|at| at.elapsed() >= WAIT_REPORT_EVERY) {
+            tracing::info!(
                 table = %name,
-                status = ?table.table_status(),
-                indexes = ?table
-                    .global_secondary_indexes()
-                    .iter()
-                    .map(|index| (index.index_name(), index.index_status(), index.backfilling()))
-                    .collect::<Vec<_>>(),
-                "waiting for the table or an index to become ACTIVE"
+                waited_s = started.elapsed().as_secs(),
+                "waiting for {waiting_for} to become ACTIVE"
             );
+            reported = Some(Instant::now());
         }
         if started.elapsed() >= deadline {
             return Ok(None);
@@ -120,5 +152,60 @@ async fn poll_until(
         retry = retry.saturating_add(1);
         // One process polls its own table: no jitter, the pauses as before issue 14.
         tokio::time::sleep(pace.ceiling(retry)).await;
+    }
+}
+
+fn status_text(status: Option<&SdkTableStatus>) -> String {
+    status.map_or_else(
+        || "no status".to_owned(),
+        |status| status.as_str().to_owned(),
+    )
+}
+
+/// `index byStatus of orders (CREATING, backfilling)`.
+fn index_text(
+    table: &str,
+    index: &aws_sdk_dynamodb::types::GlobalSecondaryIndexDescription,
+) -> String {
+    let status = index
+        .index_status()
+        .map_or("no status", |status| status.as_str());
+    let backfilling = if index.backfilling() == Some(true) {
+        ", backfilling"
+    } else {
+        ""
+    };
+    format!(
+        "index {} of {table} ({status}{backfilling})",
+        index.index_name().unwrap_or("?")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::GlobalSecondaryIndexDescription;
+
+    use super::*;
+
+    #[test]
+    fn an_index_says_its_status_and_whether_it_is_backfilling() {
+        let building = GlobalSecondaryIndexDescription::builder()
+            .index_name("byStatus")
+            .index_status(IndexStatus::Creating)
+            .backfilling(true)
+            .build();
+        assert_eq!(
+            index_text("orders", &building),
+            "index byStatus of orders (CREATING, backfilling)"
+        );
+        let updating = GlobalSecondaryIndexDescription::builder()
+            .index_name("byCustomer")
+            .index_status(IndexStatus::Updating)
+            .build();
+        assert_eq!(
+            index_text("orders", &updating),
+            "index byCustomer of orders (UPDATING)"
+        );
+        assert_eq!(status_text(Some(&SdkTableStatus::Creating)), "CREATING");
     }
 }
