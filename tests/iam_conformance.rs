@@ -33,12 +33,14 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use orders_domain::OrderId;
+use orders_lambda::metrics;
 use orders_store::dynamodb::{self, DynamoStore, DynamoTables};
 use orders_store::{EventStore, ReadModelScan, ReadModelStore, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
 use orders_tests::capacity::{
     self, Costs, LIFECYCLE_INDEX_WRU_BOUND, LIFECYCLE_MINIMUM_RRU, LIFECYCLE_MINIMUM_WRU,
 };
+use orders_tests::emf;
 use orders_tests::recorder::{Recorder, Upstreams};
 use orders_tests::replay::replay;
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
@@ -340,6 +342,24 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         let view = store.get(last.order_id).await.unwrap().expect("a view");
         assert_eq!(view.version, last.version, "order {id}");
     }
+    // Its EMF lines: a lag sample per view written (not for the batch already applied), and
+    // the one gap healed.
+    let log = std::fs::read_to_string(&projector.log).unwrap();
+    let lags = emf::values(
+        &log,
+        metrics::NAMESPACE,
+        metrics::PROJECTION_LAG_SECONDS,
+        &[],
+    );
+    assert_eq!(lags.len(), order_a.len() + 2 + fresh.len(), "{log}");
+    assert!(lags.iter().all(|lag| *lag >= 0.0), "{lags:?}");
+    let heals = emf::values(
+        &log,
+        metrics::NAMESPACE,
+        metrics::PROJECTION_GAP_HEALS_TOTAL,
+        &[],
+    );
+    assert_eq!(heals.iter().sum::<f64>(), 1.0, "{log}");
 
     // publisher: every event to a bus on moto.
     let bus = create_bus(&moto).await;
@@ -364,6 +384,13 @@ async fn every_principal_walks_its_code_paths_through_a_recorder() {
         .map(|c| c["body"]["Entries"].as_array().map_or(0, Vec::len))
         .sum();
     assert_eq!(entries, all.len(), "every event went to the bus once");
+    let log = std::fs::read_to_string(&publisher.log).unwrap();
+    let lags = emf::values(&log, metrics::NAMESPACE, metrics::PUBLISH_LAG_SECONDS, &[]);
+    assert_eq!(
+        lags.len(),
+        all.len(),
+        "a publish lag per entry accepted:\n{log}"
+    );
     assert!(
         published.iter().all(|c| c["status"] == 200),
         "{published:?}"

@@ -7,9 +7,11 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use orders_lambda::metrics;
 use orders_store::dynamodb::{self, DynamoStore};
 use orders_store::{EventScan, StoredEvent};
 use orders_tests::apigw_events::{self, GatewayResponse};
+use orders_tests::emf;
 use orders_tests::runtime_api::{Outcome, RuntimeApi, lambda_env, sibling_bin, spawn_function};
 use orders_tests::{create_unique_tables, dynamodb_endpoint, new_order};
 use serde_json::Value;
@@ -145,6 +147,40 @@ async fn both_bootstraps_answer_api_gateway_events_on_dynamodb_local() {
             .as_array()
             .is_some_and(|spans| spans.iter().any(|s| s["requestId"] == "request-1")),
         "the runtime's request id is in the line's spans: {handled}"
+    );
+
+    // Each invocation flushed its metrics as EMF lines: the create, then its replay.
+    let commands = |outcome: &str| -> f64 {
+        emf::values(
+            &log,
+            metrics::NAMESPACE,
+            metrics::COMMANDS_TOTAL,
+            &[("command", "create"), ("outcome", outcome)],
+        )
+        .iter()
+        .sum()
+    };
+    assert_eq!(
+        commands("created"),
+        1.0,
+        "one create in the EMF lines:\n{log}"
+    );
+    assert_eq!(
+        commands("idempotent_replay"),
+        1.0,
+        "one replay in the EMF lines:\n{log}"
+    );
+    let lines = emf::lines(&log);
+    let units: Vec<&Value> = lines
+        .iter()
+        .flat_map(|line| line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array())
+        .flatten()
+        .filter(|m| m["Name"] == metrics::COMMANDS_TOTAL)
+        .map(|m| &m["Unit"])
+        .collect();
+    assert!(
+        !units.is_empty() && units.iter().all(|u| *u == "Count"),
+        "{units:?}"
     );
 }
 

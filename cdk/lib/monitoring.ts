@@ -23,6 +23,27 @@ export interface MonitoringProps {
 export const ITERATOR_AGE_LIMIT = Duration.seconds(60);
 
 /**
+ * The functions' own metrics: CloudWatch Embedded Metric Format lines in their logs
+ * (orders_lambda::metrics; no IAM grant, CloudWatch Logs extracts them). Names as `orders serve`
+ * exports them at /metrics; each label set is one dimension set.
+ */
+export const METRICS_NAMESPACE = 'Orders';
+export const APP_METRICS = {
+  /** Dimensions command, outcome. */
+  commands: 'orders_commands_total',
+  projectionLag: 'orders_projection_lag_seconds',
+  publishLag: 'orders_publish_lag_seconds',
+  gapHeals: 'orders_projection_gap_heals_total',
+  /** Dimension consumer. */
+  decodeFailures: 'orders_decode_failures_total',
+  /** Dimension code. */
+  publishFailedEntries: 'orders_publish_failed_entries_total',
+} as const;
+
+/** The projection lag (event occurredAt to view written) whose p99 over 5 minutes alarms. */
+export const PROJECTION_LAG_P99_LIMIT = Duration.seconds(10);
+
+/**
  * Alarms to one SNS topic, and one dashboard. Every alarm also notifies when it recovers, and
  * treats missing data (no traffic) as fine.
  */
@@ -67,6 +88,13 @@ export class Monitoring extends Construct {
       );
     }
     this.alarm('Api5xx', 'API: answered 5xx', props.api.httpApi.metricServerError({ ...fiveMinutes, statistic: 'Sum' }), 1);
+    this.alarm(
+      'ProjectionLagP99',
+      `projector: p99 of event occurredAt to view written over ${PROJECTION_LAG_P99_LIMIT.toSeconds()} s`,
+      appMetric(APP_METRICS.projectionLag, { ...fiveMinutes, statistic: 'p99' }),
+      PROJECTION_LAG_P99_LIMIT.toSeconds(),
+      cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    );
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       defaultInterval: Duration.hours(3),
@@ -100,6 +128,16 @@ export class Monitoring extends Construct {
           ),
           new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8 }),
         ],
+        [
+          graph('Commands by type and outcome', [search(APP_METRICS.commands, ['command', 'outcome'], 'Sum')]),
+          graph('Projection lag (s)', lagPercentiles(APP_METRICS.projectionLag)),
+          graph('Publish lag (s)', lagPercentiles(APP_METRICS.publishLag)),
+        ],
+        [
+          graph('Projection gap heals', [appMetric(APP_METRICS.gapHeals, { statistic: 'Sum' })]),
+          graph('Decode failures by consumer', [search(APP_METRICS.decodeFailures, ['consumer'], 'Sum')]),
+          graph('PutEvents failed entries by code', [search(APP_METRICS.publishFailedEntries, ['code'], 'Sum')]),
+        ],
       ],
     });
   }
@@ -127,6 +165,27 @@ export class Monitoring extends Construct {
 
 function graph(title: string, left: cloudwatch.IMetric[]): cloudwatch.GraphWidget {
   return new cloudwatch.GraphWidget({ title, left, width: 8 });
+}
+
+/** One of the functions' EMF metrics, without dimensions. */
+function appMetric(metricName: string, options: cloudwatch.MetricOptions): cloudwatch.Metric {
+  return new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, ...options });
+}
+
+/** p50, p90 and p99 of a lag histogram. */
+function lagPercentiles(metricName: string): cloudwatch.IMetric[] {
+  return ['p50', 'p90', 'p99'].map((statistic) => appMetric(metricName, { statistic, label: statistic }));
+}
+
+/** Every series of an EMF metric that has these dimensions (one per label set seen). */
+function search(metricName: string, dimensions: string[], statistic: string): cloudwatch.IMetric {
+  const schema = [METRICS_NAMESPACE, ...dimensions].join(',');
+  return new cloudwatch.MathExpression({
+    expression: `SEARCH('{${schema}} MetricName="${metricName}"', '${statistic}', 300)`,
+    label: '',
+    usingMetrics: {},
+    period: Duration.minutes(5),
+  });
 }
 
 function labelled(fn: RustFunction, metric: cloudwatch.Metric): cloudwatch.Metric {

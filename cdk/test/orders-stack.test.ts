@@ -3,6 +3,7 @@ import { TagManager } from 'aws-cdk-lib';
 import { CfnResource } from 'aws-cdk-lib';
 import { COMMAND_ROUTES, QUERY_ROUTES } from '../lib/api';
 import { CONFIRMED_MAX_RECEIVE_COUNT } from '../lib/bus';
+import { APP_METRICS, METRICS_NAMESPACE, PROJECTION_LAG_P99_LIMIT } from '../lib/monitoring';
 import { StreamConsumer } from '../lib/streams';
 import { grantsOf, logicalId, synth } from './synth';
 
@@ -405,7 +406,7 @@ describe('6. alarms and dashboard', () => {
     );
 
   test('every alarm notifies the SNS topic, on alarm and on recovery', () => {
-    expect(Object.keys(alarms).length).toBe(4 * 2 + 2 + 3 + 1);
+    expect(Object.keys(alarms).length).toBe(4 * 2 + 2 + 3 + 1 + 1);
     for (const a of Object.values(alarms)) {
       expect(a.Properties.AlarmActions).toEqual([{ Ref: topic }]);
       expect(a.Properties.OKActions).toEqual([{ Ref: topic }]);
@@ -463,6 +464,21 @@ describe('6. alarms and dashboard', () => {
     expect(found[0].Properties).toMatchObject({ Namespace: 'AWS/ApiGateway', Statistic: 'Sum', Threshold: 1 });
   });
 
+  test('projection lag p99 over 10 s, from the projector\'s EMF metric', () => {
+    const found = Object.values(alarms).filter((a) => a.Properties.MetricName === APP_METRICS.projectionLag);
+    expect(found).toHaveLength(1);
+    expect(found[0].Properties).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      ExtendedStatistic: 'p99',
+      Period: 300,
+      Threshold: PROJECTION_LAG_P99_LIMIT.toSeconds(),
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(PROJECTION_LAG_P99_LIMIT.toSeconds()).toBe(10);
+    // EMF metrics carry only the dimensions of their labels; the lag has none.
+    expect(found[0].Properties.Dimensions).toBeUndefined();
+  });
+
   test('an alarm e-mail subscription only when alarmEmail is given', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 0);
     const { template: t } = synth({ alarmEmail: 'oncall@example.com' });
@@ -477,6 +493,38 @@ describe('6. alarms and dashboard', () => {
       .join('');
     for (const metric of ['5xx', 'Invocations', 'Errors', 'Duration', 'IteratorAge', 'ApproximateNumberOfMessagesVisible']) {
       expect(body).toContain(`"${metric}"`);
+    }
+  });
+
+  test('the dashboard graphs every EMF metric of the functions, the lags as p50/p90/p99', () => {
+    const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0];
+    const body = JSON.parse(
+      (dashboard.Properties.DashboardBody['Fn::Join'][1] as unknown[])
+        .map((part) => (typeof part === 'string' ? part : ''))
+        .join(''),
+    );
+    const graphs = new Map<string, unknown[][]>(
+      body.widgets
+        .filter((w: { type: string }) => w.type === 'metric')
+        .map((w: { properties: { title: string; metrics: unknown[][] } }) => [w.properties.title, w.properties.metrics]),
+    );
+    for (const [title, lag] of [
+      ['Projection lag (s)', APP_METRICS.projectionLag],
+      ['Publish lag (s)', APP_METRICS.publishLag],
+    ]) {
+      expect(graphs.get(title)).toEqual(
+        ['p50', 'p90', 'p99'].map((stat) => [METRICS_NAMESPACE, lag, { label: stat, stat }]),
+      );
+    }
+    expect(graphs.get('Projection gap heals')).toEqual([[METRICS_NAMESPACE, APP_METRICS.gapHeals, { stat: 'Sum' }]]);
+    for (const [title, metric, dimensions] of [
+      ['Commands by type and outcome', APP_METRICS.commands, 'command,outcome'],
+      ['Decode failures by consumer', APP_METRICS.decodeFailures, 'consumer'],
+      ['PutEvents failed entries by code', APP_METRICS.publishFailedEntries, 'code'],
+    ]) {
+      expect(graphs.get(title)).toEqual([
+        [{ expression: `SEARCH('{${METRICS_NAMESPACE},${dimensions}} MetricName="${metric}"', 'Sum', 300)` }],
+      ]);
     }
   });
 });

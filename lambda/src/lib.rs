@@ -19,6 +19,11 @@
 //!   start with is logged, posted to the Runtime API's `/init/error` as a [`Diagnostic`] with
 //!   the error type [`CONFIG_ERROR_TYPE`] (`Orders.Config`), and returned, so the process exits
 //!   and Lambda shows the error type and message.
+//! - **Metrics.** [`init`] installs the CloudWatch EMF recorder ([`metrics::install_emf`]);
+//!   each bootstrap wraps its handler in [`metrics::flushed`], so an invocation's metrics are
+//!   log lines before it returns.
+
+pub mod metrics;
 
 use std::fmt;
 use std::str::FromStr;
@@ -225,6 +230,7 @@ where
     E: std::error::Error + Clone + Into<Diagnostic> + Send + Sync + 'static,
 {
     init_tracing(&LogConfig::from_env());
+    metrics::install_emf();
     match load() {
         Ok(config) => {
             let env = |name: &str| std::env::var(name).ok();

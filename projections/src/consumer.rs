@@ -10,14 +10,20 @@
 //! hands the Lambda payload to a [`StreamHandler`](crate::poller::StreamHandler), which every
 //! `ConsumerHandler` is through that same [`crate::stream::consume`], so that it runs exactly
 //! what the Lambdas run: this is the one trait a consumer implements.
+//!
+//! So the projector's metrics are recorded here, once for all three runtimes
+//! ([`orders_lambda::metrics`]): the projection lag of each event whose view was written, gap
+//! heals, and payloads that do not decode. The publisher records its own as the bus accepts or
+//! refuses each entry ([`Publisher::publish`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orders_store::StoredEvent;
+use orders_lambda::metrics;
+use orders_store::{FoldError, StoredEvent};
 use thiserror::Error;
 
-use crate::projector::Projector;
+use crate::projector::{Applied, ProjectionError, Projector};
 use crate::publisher::Publisher;
 
 /// A batch was handled only in part.
@@ -35,6 +41,11 @@ pub trait ConsumerHandler: Send + Sync {
     /// Handles events in store order. On failure, the events before `first_failed` count as
     /// done and the rest are delivered again.
     async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure>;
+
+    /// The `consumer` label of its metrics (`projector`, `publisher`).
+    fn name(&self) -> &'static str {
+        "consumer"
+    }
 }
 
 #[async_trait]
@@ -42,12 +53,30 @@ impl<H: ConsumerHandler + ?Sized> ConsumerHandler for Arc<H> {
     async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
         (**self).handle(events).await
     }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
 }
 
 #[async_trait]
 impl ConsumerHandler for Projector {
     async fn handle(&self, events: &[StoredEvent]) -> Result<(), BatchFailure> {
         let outcome = self.apply_batch(events).await;
+        for (event, result) in events.iter().zip(&outcome.results) {
+            match result {
+                Ok(Applied::Applied) => metrics::projected(event.occurred_at.millis()),
+                Ok(Applied::Healed { .. }) => {
+                    metrics::gap_healed();
+                    metrics::projected(event.occurred_at.millis());
+                }
+                Ok(Applied::Duplicate | Applied::NoView) => {}
+                Err(ProjectionError::Fold(FoldError::Decode { .. })) => {
+                    metrics::decode_failed(self.name())
+                }
+                Err(_) => {}
+            }
+        }
         match outcome.failures().next() {
             None => Ok(()),
             Some((first_failed, error)) => Err(BatchFailure {
@@ -55,6 +84,10 @@ impl ConsumerHandler for Projector {
                 reason: error.to_string(),
             }),
         }
+    }
+
+    fn name(&self) -> &'static str {
+        "projector"
     }
 }
 
@@ -65,5 +98,9 @@ impl ConsumerHandler for Publisher {
             first_failed: error.first_failure(),
             reason: error.to_string(),
         })
+    }
+
+    fn name(&self) -> &'static str {
+        "publisher"
     }
 }

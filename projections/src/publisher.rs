@@ -27,6 +27,10 @@
 //!   response's `SequenceNumber`, the feed's checkpoint), and the retry from there sends the
 //!   held-back events in order.
 //!
+//! Metrics ([`orders_lambda::metrics`]): the publish lag of each event as its entry is
+//! accepted, and each entry the bus refuses, by its code (every attempt counts; a call that
+//! failed as a whole counts each of its entries, as `BusUnavailable` or `BusRejected`).
+//!
 //! Delivery is at-least-once: a retried call may duplicate entries the bus had accepted
 //! before failing, and a resumed batch resends the other orders' events after the first
 //! failure. Subscribers dedupe on `eventId`.
@@ -38,6 +42,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use orders_domain::OrderId;
+use orders_lambda::metrics;
 use orders_store::StoredEvent;
 use thiserror::Error;
 use uuid::Uuid;
@@ -247,8 +252,16 @@ impl Publisher {
             let mut retried = 0;
             for (batch, outcome) in calls {
                 for (i, sent) in sent(batch, outcome) {
+                    match &sent {
+                        Sent::Accepted => {}
+                        Sent::Failed { code, .. } => metrics::publish_entry_failed(code),
+                        Sent::Rejected { .. } => metrics::publish_entry_failed("BusRejected"),
+                    }
                     match sent {
-                        Sent::Accepted => orders.accepted(i),
+                        Sent::Accepted => {
+                            metrics::published(events[i].occurred_at.millis());
+                            orders.accepted(i);
+                        }
                         Sent::Failed { code, message }
                             if attempts[i] >= self.config.retry.max_attempts =>
                         {

@@ -135,6 +135,9 @@ pub async fn consume(
     event: &DynamoDbEvent,
 ) -> Result<DynamoDbEventResponse, StreamError> {
     let batch = decode(event);
+    if batch.undecodable.is_some() {
+        orders_lambda::metrics::decode_failed(consumer.name());
+    }
     let failed_event = match consumer.handle(&batch.events).await {
         Ok(()) => None,
         Err(failure) => {

@@ -4,6 +4,7 @@ pub mod apigw_events;
 pub mod bus_queue;
 pub mod capacity;
 pub mod dynamodb_local;
+pub mod emf;
 pub mod recorder;
 pub mod replay;
 pub mod runtime_api;

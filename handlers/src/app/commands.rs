@@ -6,6 +6,7 @@ use std::sync::Arc;
 use orders_domain::{
     CreateOrder, DomainError, OrderCommand, OrderId, OrderState, Timestamp, decide, evolve,
 };
+use orders_lambda::metrics::{self, CommandOutcome as Measured};
 use orders_store::{
     AppendError, AppendRequest, EventMetadata, IdempotencyKey, IdempotencyRecord, OrderView,
     StoreError, StoredEvent, fold,
@@ -142,15 +143,20 @@ impl CommandService {
         if let Some(idempotency) = &context.idempotency {
             span.record("idempotencyKey", idempotency.key.as_str());
         }
-        self.run(order_id, command, context).instrument(span).await
+        let name = command.name();
+        let result = self.run(order_id, command, context).instrument(span).await;
+        metrics::command(name, measured(&result));
+        result.map(|(outcome, _)| outcome)
     }
 
+    /// [`execute`](Self::execute), and whether it appended events (a no-op and a replay did
+    /// not), for the command's metric.
     async fn run(
         &self,
         order_id: OrderId,
         command: OrderCommand,
         context: CommandContext,
-    ) -> Result<CommandOutcome, AppError> {
+    ) -> Result<(CommandOutcome, bool), AppError> {
         let now = self.clock.now();
         if let Some(idempotency) = &context.idempotency
             && let Some(record) = self
@@ -159,7 +165,7 @@ impl CommandService {
                 .get(&idempotency.record_key(), now)
                 .await?
         {
-            return self.replay(record, idempotency).await;
+            return self.replay(record, idempotency).await.map(|o| (o, false));
         }
 
         // A create's id was minted for it (`create`): it has no history to read, and the
@@ -191,7 +197,7 @@ impl CommandService {
         };
         if events.is_empty() && context.idempotency.is_none() {
             info!(version = current_version, "no-op: nothing to append");
-            return Ok(outcome);
+            return Ok((outcome, false));
         }
 
         let metadata = EventMetadata {
@@ -232,7 +238,7 @@ impl CommandService {
         match self.stores.events.append(request).await {
             Ok(()) => {
                 info!(events = appended, version = new_version, "command applied");
-                Ok(outcome)
+                Ok((outcome, appended > 0))
             }
             // A create's append lost only if the id had a history after all: the order
             // exists, as the decider would have said had it read that history.
@@ -263,7 +269,7 @@ impl CommandService {
                     .get(&idempotency.record_key(), now)
                     .await?
                 {
-                    Some(record) => self.replay(record, idempotency).await,
+                    Some(record) => self.replay(record, idempotency).await.map(|o| (o, false)),
                     None => Err(AppError::IdempotencyKeyBusy),
                 }
             }
@@ -307,6 +313,24 @@ impl CommandService {
             completion,
             replayed: true,
         })
+    }
+}
+
+/// The `outcome` label of a command's result (`appended`: it appended events).
+fn measured(result: &Result<(CommandOutcome, bool), AppError>) -> Measured {
+    match result {
+        Ok((outcome, _)) if outcome.replayed => Measured::IdempotentReplay,
+        Ok((_, false)) => Measured::Noop,
+        Ok((outcome, true)) => match outcome.completion {
+            Completion::Created => Measured::Created,
+            Completion::Applied => Measured::Applied,
+        },
+        Err(AppError::Conflict { .. } | AppError::IdempotencyKeyBusy) => Measured::Conflict,
+        Err(AppError::PreconditionFailed { .. }) => Measured::PreconditionFailed,
+        Err(AppError::Rejected(_) | AppError::NotFound | AppError::IdempotencyKeyReused) => {
+            Measured::Rejected
+        }
+        Err(AppError::Store(_) | AppError::Internal(_) | AppError::Corrupt(_)) => Measured::Error,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use orders_lambda::metrics;
 use orders_projections::Publisher;
 use orders_projections::eventbridge::EventBridgeBus;
 use orders_projections::lambda::{self, Error};
@@ -14,8 +15,9 @@ async fn main() -> Result<(), Error> {
     // The endpoint comes from the SDK's own variables (AWS_ENDPOINT_URL_EVENTBRIDGE), if any.
     let bus = Arc::new(EventBridgeBus::connect(None).await);
     let publisher = &Publisher::new(bus, config);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<DynamoDbEvent>| async move {
-        stream::publish(publisher, &event.payload).await
+    // Each invocation's metrics are EMF log lines before it returns.
+    lambda_runtime::run(service_fn(|event: LambdaEvent<DynamoDbEvent>| {
+        metrics::flushed(async move { stream::publish(publisher, &event.payload).await })
     }))
     .await
 }
