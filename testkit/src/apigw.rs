@@ -1,12 +1,13 @@
-//! API Gateway proxy events in the canonical AWS shapes: two of `aws_lambda_events`' sample
-//! events, kept unchanged in `handlers/src/lambda/fixtures/` (an HTTP API payload 2.0 request,
-//! and a REST API payload 1.0 request on stage `testStage`), with a [`Call`]'s method, path,
-//! query, headers and body put in.
+//! API Gateway proxy events in the canonical AWS shapes: the repository's sample events in
+//! `events/` (`aws_lambda_events`' samples made into our requests: an HTTP API payload 2.0
+//! request, and a REST API payload 1.0 request on stage `testStage`), with a [`Call`]'s method,
+//! path, query, headers and body put in. The same files are what `cargo lambda invoke` sends
+//! in the README's dev loop; tests/lambda_events.rs checks that they drive the functions.
 
 use serde_json::{Map, Value, json};
 
-const V2_SAMPLE: &str = include_str!("../../handlers/src/lambda/fixtures/apigw-v2-request.json");
-const V1_SAMPLE: &str = include_str!("../../handlers/src/lambda/fixtures/apigw-rest-request.json");
+const V2_SAMPLE: &str = include_str!("../../events/command-api.create-order.apigw-v2.json");
+const V1_SAMPLE: &str = include_str!("../../events/query-api.get-order.apigw-rest.json");
 
 /// One request, put into either sample event.
 #[derive(Debug, Clone)]

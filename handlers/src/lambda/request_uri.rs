@@ -284,8 +284,8 @@ mod tests {
 
     use super::*;
 
-    const V2_FIXTURE: &str = include_str!("fixtures/apigw-v2-request.json");
-    const V1_FIXTURE: &str = include_str!("fixtures/apigw-rest-request.json");
+    const V2_FIXTURE: &str = include_str!("../../../events/command-api.create-order.apigw-v2.json");
+    const V1_FIXTURE: &str = include_str!("../../../events/query-api.get-order.apigw-rest.json");
     /// The REST fixture's stage, which `lambda_http` puts in front of the path.
     const V1_STAGE: &str = "/testStage";
 

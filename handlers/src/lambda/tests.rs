@@ -1,7 +1,8 @@
 //! The Lambda handler fed API Gateway events in the canonical AWS JSON shapes.
 //!
-//! `fixtures/` holds two of `aws_lambda_events`' sample events, unchanged: an HTTP API
-//! (payload v2) request and a REST API (payload v1) request on stage `testStage`. Each test
+//! The repository's `events/` holds two of `aws_lambda_events`' sample events, made into our
+//! requests: an HTTP API (payload v2) request and a REST API (payload v1) request on stage
+//! `testStage`. Each test
 //! takes one ([`Call`], from the test kit), puts our method, path, query, headers and body in
 //! it, and runs it through exactly what [`run`] runs ([`ApiHandler::handle`]: the URL guard,
 //! then `lambda_http`'s conversion into the router with the stage stripped), from the event

@@ -49,8 +49,10 @@ fn projector(store: &SqliteStore) -> Projector {
 
 #[tokio::test]
 async fn the_canonical_aws_sample_shape_carrying_our_items_decodes() {
-    let event: DynamoDbEvent =
-        serde_json::from_str(include_str!("fixtures/dynamodb-stream-event.json")).unwrap();
+    let event: DynamoDbEvent = serde_json::from_str(include_str!(
+        "../../../events/dynamodb-stream.order-created-confirmed.json"
+    ))
+    .unwrap();
     let batch = decode(&event);
     assert!(batch.undecodable.is_none());
     // The REMOVE record is logged and skipped.

@@ -1,4 +1,4 @@
-//! Fuzzing the API Gateway adapter: the canonical v1 and v2 events (`fixtures/`) for valid
+//! Fuzzing the API Gateway adapter: the canonical v1 and v2 events (`events/`) for valid
 //! requests, with fields mutated the way a client or a gateway configuration can shape them
 //! (`rawPath`, `path`, `rawQueryString`, headers and multi-value headers, query maps, body,
 //! base64 bodies, stage, domain name, request id, method, the authorizer's `sub`), through
