@@ -136,7 +136,7 @@ function listing() {
   return new Merged(statuses.map((s) => new Source({ status: s })));
 }
 
-const list = { pager: null, shown: 0, generation: 0 };
+const list = { pager: null, shown: 0, generation: 0, behind: 0 };
 
 // (Re)loads the list from the top, with at least as many rows as it showed before.
 async function loadOrders({ keepLength = false } = {}) {
@@ -155,8 +155,10 @@ async function loadOrders({ keepLength = false } = {}) {
     clearError();
     // The projector and the publisher are separate consumers: the bus may announce a
     // version before the list's read model has it. Look again shortly if so.
+    // Ten looks at most: a view that stays behind is the projector's trouble, not the page's.
     const behind = orders.some((o) => (busVersions.get(o.orderId) || 0) > o.version);
-    if (behind && keepLength) reloadSoon(500);
+    list.behind = behind ? list.behind + 1 : 0;
+    if (behind && list.behind <= 10) reloadSoon(500);
   } catch (error) {
     if (generation === list.generation) showError(error.message);
   }
