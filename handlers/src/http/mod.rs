@@ -6,6 +6,7 @@
 pub mod correlation;
 pub mod cursor;
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 mod routes;
 
@@ -89,13 +90,7 @@ pub fn router(stores: Stores, config: ApiConfig, clock: Arc<dyn Clock>, api: Api
         commands: Arc::new(CommandService::new(stores, clock, config.source)),
         cursors: Arc::new(CursorCodec::new(config.cursor_key)),
     };
-    let mut routes = Router::new();
-    if api.serves_commands() {
-        routes = routes.merge(routes::commands());
-    }
-    if api.serves_queries() {
-        routes = routes.merge(routes::queries());
-    }
+    let (routes, _) = routes::routes(api).split_for_parts();
     routes
         // Applies to the routes added so far, so it comes after all of them.
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -70,86 +70,142 @@ struct Problem {
     current_version: Option<u64>,
 }
 
+/// One kind of problem: its status, the slug of its `type` URN and its title. [`ALL`](Self::ALL)
+/// is what the OpenAPI document lists, so a kind not in it fails the response validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemType {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+}
+
+impl ProblemType {
+    const fn new(status: StatusCode, slug: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+        }
+    }
+
+    pub const INVALID_REQUEST: Self = Self::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-request",
+        "Invalid request",
+    );
+    pub const NOT_FOUND: Self = Self::new(StatusCode::NOT_FOUND, "not-found", "Not found");
+    pub const ORDER_NOT_FOUND: Self =
+        Self::new(StatusCode::NOT_FOUND, "order-not-found", "Order not found");
+    pub const METHOD_NOT_ALLOWED: Self = Self::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+    );
+    pub const INVALID_TRANSITION: Self = Self::new(
+        StatusCode::CONFLICT,
+        "invalid-transition",
+        "Command not allowed",
+    );
+    pub const CONCURRENT_MODIFICATION: Self = Self::new(
+        StatusCode::CONFLICT,
+        "concurrent-modification",
+        "Concurrent modification",
+    );
+    pub const IDEMPOTENCY_KEY_IN_USE: Self = Self::new(
+        StatusCode::CONFLICT,
+        "idempotency-key-in-use",
+        "Idempotency key in use",
+    );
+    pub const PRECONDITION_FAILED: Self = Self::new(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition-failed",
+        "Precondition failed",
+    );
+    pub const PAYLOAD_TOO_LARGE: Self = Self::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+    );
+    pub const UNSUPPORTED_MEDIA_TYPE: Self = Self::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported media type",
+    );
+    pub const IDEMPOTENCY_KEY_REUSED: Self = Self::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+        "Idempotency key reused",
+    );
+    pub const INTERNAL: Self = Self::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+    );
+    pub const UNAVAILABLE: Self = Self::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Service unavailable",
+    );
+
+    /// Every kind the API answers with.
+    pub const ALL: [Self; 13] = [
+        Self::INVALID_REQUEST,
+        Self::NOT_FOUND,
+        Self::ORDER_NOT_FOUND,
+        Self::METHOD_NOT_ALLOWED,
+        Self::INVALID_TRANSITION,
+        Self::CONCURRENT_MODIFICATION,
+        Self::IDEMPOTENCY_KEY_IN_USE,
+        Self::PRECONDITION_FAILED,
+        Self::PAYLOAD_TOO_LARGE,
+        Self::UNSUPPORTED_MEDIA_TYPE,
+        Self::IDEMPOTENCY_KEY_REUSED,
+        Self::INTERNAL,
+        Self::UNAVAILABLE,
+    ];
+
+    /// The problem's `type`: `urn:orders:problem:<slug>`.
+    pub fn uri(self) -> String {
+        format!("urn:orders:problem:{}", self.slug)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut retry_after = None;
         let mut current_version = None;
         let mut errors = Vec::new();
-        let (status, slug, title, detail) = match self {
+        let (kind, detail) = match self {
             ApiError::BadRequest {
                 detail,
                 errors: fields,
             } => {
                 errors = fields;
-                (
-                    StatusCode::BAD_REQUEST,
-                    "invalid-request",
-                    "Invalid request",
-                    detail,
-                )
+                (ProblemType::INVALID_REQUEST, detail)
             }
-            ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, "not-found", "Not found", detail),
-            e @ ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                e.to_string(),
-            ),
-            e @ ApiError::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-                e.to_string(),
-            ),
-            e @ ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                e.to_string(),
-            ),
+            ApiError::NotFound(detail) => (ProblemType::NOT_FOUND, detail),
+            e @ ApiError::MethodNotAllowed => (ProblemType::METHOD_NOT_ALLOWED, e.to_string()),
+            e @ ApiError::PayloadTooLarge { .. } => (ProblemType::PAYLOAD_TOO_LARGE, e.to_string()),
+            e @ ApiError::UnsupportedMediaType => {
+                (ProblemType::UNSUPPORTED_MEDIA_TYPE, e.to_string())
+            }
             ApiError::App(e) => match e {
-                AppError::NotFound => (
-                    StatusCode::NOT_FOUND,
-                    "order-not-found",
-                    "Order not found",
-                    e.to_string(),
-                ),
-                AppError::Rejected(_) => (
-                    StatusCode::CONFLICT,
-                    "invalid-transition",
-                    "Command not allowed",
-                    e.to_string(),
-                ),
+                AppError::NotFound => (ProblemType::ORDER_NOT_FOUND, e.to_string()),
+                AppError::Rejected(_) => (ProblemType::INVALID_TRANSITION, e.to_string()),
                 AppError::PreconditionFailed { current_version: v } => {
                     current_version = Some(v);
-                    (
-                        StatusCode::PRECONDITION_FAILED,
-                        "precondition-failed",
-                        "Precondition failed",
-                        e.to_string(),
-                    )
+                    (ProblemType::PRECONDITION_FAILED, e.to_string())
                 }
                 AppError::Conflict { current_version: v } => {
                     current_version = Some(v);
-                    (
-                        StatusCode::CONFLICT,
-                        "concurrent-modification",
-                        "Concurrent modification",
-                        e.to_string(),
-                    )
+                    (ProblemType::CONCURRENT_MODIFICATION, e.to_string())
                 }
-                AppError::IdempotencyKeyReused => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "Idempotency key reused",
-                    e.to_string(),
-                ),
-                AppError::IdempotencyKeyBusy => (
-                    StatusCode::CONFLICT,
-                    "idempotency-key-in-use",
-                    "Idempotency key in use",
-                    e.to_string(),
-                ),
+                AppError::IdempotencyKeyReused => {
+                    (ProblemType::IDEMPOTENCY_KEY_REUSED, e.to_string())
+                }
+                AppError::IdempotencyKeyBusy => {
+                    (ProblemType::IDEMPOTENCY_KEY_IN_USE, e.to_string())
+                }
                 AppError::Store(StoreError::Unavailable {
                     reason,
                     retry_after: after,
@@ -157,9 +213,7 @@ impl IntoResponse for ApiError {
                     warn!(%reason, "store unavailable");
                     retry_after = Some(after);
                     (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "Service unavailable",
+                        ProblemType::UNAVAILABLE,
                         "The service is temporarily unavailable; retry later.".to_owned(),
                     )
                 }
@@ -167,9 +221,7 @@ impl IntoResponse for ApiError {
                 e @ (AppError::Store(_) | AppError::Corrupt(_) | AppError::Internal(_)) => {
                     error!(error = %e, "internal error");
                     (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "Internal error",
+                        ProblemType::INTERNAL,
                         "The request could not be completed because of an internal error."
                             .to_owned(),
                     )
@@ -177,14 +229,14 @@ impl IntoResponse for ApiError {
             },
         };
         let problem = Problem {
-            kind: format!("urn:orders:problem:{slug}"),
-            title,
-            status: status.as_u16(),
+            kind: kind.uri(),
+            title: kind.title,
+            status: kind.status.as_u16(),
             detail,
             errors,
             current_version,
         };
-        let mut response = (status, Json(problem)).into_response();
+        let mut response = (kind.status, Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(after) = retry_after {

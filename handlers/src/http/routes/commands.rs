@@ -1,29 +1,48 @@
 //! `POST /orders`, `POST /orders/{id}/confirm|cancel|ship`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use orders_domain::OrderCommand;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::etag;
 use crate::app::CommandOutcome;
 use crate::http::extract::{self, CommandHeaders, JsonBody, OrderIdPath};
+use crate::http::openapi::{
+    CommandHeaderParams, CreateOrderRequest, CreateResponses, OrderIdParam, TransitionResponses,
+};
 use crate::http::{ApiError, AppState};
 
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-pub(in crate::http) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/orders", post(create))
-        .route("/orders/{id}/confirm", post(transition::<Confirm>))
-        .route("/orders/{id}/cancel", post(transition::<Cancel>))
-        .route("/orders/{id}/ship", post(transition::<Ship>))
+/// Each route is registered from its `#[utoipa::path]`, so the document names exactly the
+/// routes served. The responses every route shares (`X-Correlation-Id`, the problem bodies,
+/// `Retry-After`) are added by [`openapi::document`](crate::http::openapi::document).
+pub(in crate::http) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(confirm))
+        .routes(routes!(cancel))
+        .routes(routes!(ship))
 }
 
+/// Creates an order.
+///
+/// The new order is `PENDING`; its id is in the body and in `Location`. With an
+/// `Idempotency-Key`, a repeat of the same request within 24 h replays this response.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "commands",
+    operation_id = "createOrder",
+    params(CommandHeaderParams),
+    request_body(content = CreateOrderRequest, content_type = "application/json"),
+    responses(CreateResponses)
+)]
 async fn create(
     State(app): State<AppState>,
     headers: CommandHeaders,
@@ -64,6 +83,75 @@ impl Transition for Ship {
         extract::no_fields(body)?;
         Ok(OrderCommand::Ship)
     }
+}
+
+/// Confirms a `PENDING` order. Takes no body, or `{}`.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/confirm",
+    tag = "commands",
+    operation_id = "confirmOrder",
+    params(OrderIdParam, CommandHeaderParams),
+    request_body(
+        content = ref("#/components/schemas/EmptyRequest"),
+        content_type = "application/json",
+        description = "Optional: no body, or `{}`."
+    ),
+    responses(TransitionResponses)
+)]
+async fn confirm(
+    app: State<AppState>,
+    id: OrderIdPath,
+    headers: CommandHeaders,
+    body: JsonBody,
+) -> Result<CommandResponse, ApiError> {
+    transition::<Confirm>(app, id, headers, body).await
+}
+
+/// Cancels a `PENDING` or `CONFIRMED` order, with an optional reason.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancel",
+    tag = "commands",
+    operation_id = "cancelOrder",
+    params(OrderIdParam, CommandHeaderParams),
+    request_body(
+        content = ref("#/components/schemas/CancelRequest"),
+        content_type = "application/json",
+        description = "Optional: no body, `{}`, or a reason."
+    ),
+    responses(TransitionResponses)
+)]
+async fn cancel(
+    app: State<AppState>,
+    id: OrderIdPath,
+    headers: CommandHeaders,
+    body: JsonBody,
+) -> Result<CommandResponse, ApiError> {
+    transition::<Cancel>(app, id, headers, body).await
+}
+
+/// Ships a `CONFIRMED` order. Takes no body, or `{}`.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/ship",
+    tag = "commands",
+    operation_id = "shipOrder",
+    params(OrderIdParam, CommandHeaderParams),
+    request_body(
+        content = ref("#/components/schemas/EmptyRequest"),
+        content_type = "application/json",
+        description = "Optional: no body, or `{}`."
+    ),
+    responses(TransitionResponses)
+)]
+async fn ship(
+    app: State<AppState>,
+    id: OrderIdPath,
+    headers: CommandHeaders,
+    body: JsonBody,
+) -> Result<CommandResponse, ApiError> {
+    transition::<Ship>(app, id, headers, body).await
 }
 
 async fn transition<T: Transition>(

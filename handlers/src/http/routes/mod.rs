@@ -4,11 +4,25 @@ mod commands;
 mod queries;
 
 use axum::http::HeaderValue;
+use utoipa_axum::router::OpenApiRouter;
 
-pub(super) use commands::routes as commands;
-pub(super) use queries::routes as queries;
+#[cfg(test)]
+pub(super) use queries::{DEFAULT_LIMIT, MAX_LIMIT};
 
-use super::ApiError;
+use super::{Api, ApiError, AppState};
+
+/// The routes `api` serves, each with its part of the OpenAPI document: the router and the
+/// document come from this one place.
+pub(super) fn routes(api: Api) -> OpenApiRouter<AppState> {
+    let mut routes = OpenApiRouter::new();
+    if api.serves_commands() {
+        routes = routes.merge(commands::routes());
+    }
+    if api.serves_queries() {
+        routes = routes.merge(queries::routes());
+    }
+    routes
+}
 
 pub(super) async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource".into())

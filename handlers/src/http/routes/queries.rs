@@ -1,30 +1,55 @@
 //! `GET /orders/{id}`, `GET /orders/{id}/events`, `GET /orders?customerId=..|status=..`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use orders_domain::{CustomerId, OrderId, OrderStatus};
 use orders_store::{ListFilter, ListQuery, OrderView, StoredEvent};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::etag;
 use crate::app::ReadAt;
 use crate::http::extract::{OrderIdPath, QueryParams, integer_in};
+use crate::http::openapi::{
+    ETag, History as HistoryDoc, ListParams, Listing as ListingDoc, Order, OrderIdParam,
+    OrderReadParams, Problem,
+};
 use crate::http::{ApiError, AppState};
 
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u64 = 100;
+pub(in crate::http) const DEFAULT_LIMIT: u32 = 20;
+pub(in crate::http) const MAX_LIMIT: u64 = 100;
 
-pub(in crate::http) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/orders", get(list))
-        .route("/orders/{id}", get(order))
-        .route("/orders/{id}/events", get(events))
+/// Each route is registered from its `#[utoipa::path]` (see `commands::routes`).
+pub(in crate::http) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(order))
+        .routes(routes!(events))
 }
 
+/// Reads an order.
+///
+/// From the read model, which may lag behind the last command. `minVersion` gives
+/// read-your-writes (the events are folded when the view is behind it); `atVersion` gives the
+/// order as it was after that event.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "queries",
+    operation_id = "getOrder",
+    params(OrderIdParam, OrderReadParams),
+    responses(
+        (status = 200, description = "The order.", body = Order,
+            headers(("etag" = inline(ETag), description = "`\"<version>\"`: the version of the order returned."))),
+        (status = 400, description = "`invalid-request`: an unknown, repeated or invalid query parameter, or both `minVersion` and `atVersion`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`order-not-found`: no such order, or not up to `minVersion`/`atVersion`; `not-found`: the id is not a UUID.", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the details are logged, never sent.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the store is throttling or unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn order(
     State(app): State<AppState>,
     OrderIdPath(id): OrderIdPath,
@@ -54,6 +79,21 @@ struct History {
     events: Vec<StoredEvent>,
 }
 
+/// An order's event history, in version order.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}/events",
+    tag = "queries",
+    operation_id = "getOrderEvents",
+    params(OrderIdParam),
+    responses(
+        (status = 200, description = "Every event of the order.", body = HistoryDoc),
+        (status = 400, description = "`invalid-request`: this route takes no query parameters.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`order-not-found`: no such order; `not-found`: the id is not a UUID.", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the details are logged, never sent.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the store is throttling or unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn events(
     State(app): State<AppState>,
     OrderIdPath(id): OrderIdPath,
@@ -74,6 +114,24 @@ struct Listing {
     next_cursor: Option<String>,
 }
 
+/// Lists orders of one customer, or in one status, newest first.
+///
+/// Give exactly one of `customerId` or `status`. Pages hold up to `limit` orders; pass
+/// `nextCursor` back as `cursor` (with the same filter) for the next page. `nextCursor` is
+/// `null` on the last page.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "queries",
+    operation_id = "listOrders",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of orders.", body = ListingDoc),
+        (status = 400, description = "`invalid-request`: neither or both of `customerId` and `status`, an invalid value, a `limit` out of range, or a cursor that is not one this service signed for this filter.", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`: the details are logged, never sent.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the store is throttling or unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list(State(app): State<AppState>, params: QueryParams) -> Result<Json<Listing>, ApiError> {
     let mut params = params.only(&["customerId", "status", "limit", "cursor"]);
     let neither = !params.has("customerId") && !params.has("status");

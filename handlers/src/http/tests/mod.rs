@@ -6,8 +6,10 @@
 
 mod commands;
 mod concurrency;
+mod contract;
 mod fuzz;
 mod hostile;
+mod openapi;
 mod outage;
 mod queries;
 
@@ -196,6 +198,8 @@ enum Backend {
 
 pub struct TestApi {
     pub router: Router,
+    /// What the router serves: its responses are checked against that API's document.
+    api: Api,
     /// The real store (never the `FlakyStore` wrapper): what the router wrote, read directly.
     pub store: Arc<dyn Ports>,
     pub clock: Arc<TestClock>,
@@ -262,6 +266,7 @@ impl TestApi {
         let clock = Arc::new(TestClock::new());
         Self {
             router: router(stores, test_config(), clock.clone(), api),
+            api,
             store: Arc::new(store.clone()),
             clock,
             backend: Backend::Sqlite {
@@ -286,6 +291,7 @@ impl TestApi {
                 clock.clone(),
                 Api::Both,
             ),
+            api: Api::Both,
             store: Arc::new(store.clone()),
             clock,
             backend: Backend::Dynamo(store),
@@ -302,7 +308,7 @@ impl TestApi {
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        send(self.router.clone(), request).await
+        send_to(self.api, self.router.clone(), request).await
     }
 
     pub async fn post(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> TestResponse {
@@ -388,7 +394,17 @@ impl TestApi {
     }
 }
 
+/// Sends `request` through `router`, which serves both APIs.
 pub async fn send(router: Router, request: Request<Body>) -> TestResponse {
+    send_to(Api::Both, router, request).await
+}
+
+/// Sends `request` through `router`, which serves `api`, and checks the response against that
+/// API's OpenAPI document ([`contract::check`]): every response of the router tests passes
+/// through here.
+pub async fn send_to(api: Api, router: Router, request: Request<Body>) -> TestResponse {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
     let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -399,6 +415,7 @@ pub async fn send(router: Router, request: Request<Body>) -> TestResponse {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
     };
+    contract::check(api, &method, &path, status, &headers, &body);
     TestResponse {
         status,
         headers,
