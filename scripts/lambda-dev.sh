@@ -101,7 +101,7 @@ cmd_bus() {
     mapfile -t py < <(moto_python)
     # shellcheck source=/dev/null
     source "$BUS_FILE"
-    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1 \
         "${py[@]}" - "$MOTO_ENDPOINT" "$QUEUE_URL" <<'PY'
 import sys
 import boto3
