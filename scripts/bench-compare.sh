@@ -81,8 +81,14 @@ build_peer() {
     [[ -x $2 ]] || { say "bench/peers/$1 built no $2: its rows stay empty"; return 1; }
 }
 HAVE_PEER=false HAVE_FLOOR=false
-build_peer cqrs-dynamo "$PEER_BIN" && HAVE_PEER=true
-build_peer floor "$FLOOR_BIN" && HAVE_FLOOR=true
+# Only what BENCH_CONFIGS selects (the peer also warms DynamoDB Local for ours).
+CONFIG_WORDS=" ${BENCH_CONFIGS:-peer api system floor} "
+if [[ $CONFIG_WORDS =~ \ (peer|api|system)\  ]]; then
+    build_peer cqrs-dynamo "$PEER_BIN" && HAVE_PEER=true
+fi
+if [[ $CONFIG_WORDS == *" floor "* ]]; then
+    build_peer floor "$FLOOR_BIN" && HAVE_FLOOR=true
+fi
 
 # BENCH_BEFORE=REV adds ours at REV (the whole system) to the rounds, for a before/after in the
 # same run: REV is built in a worktree under target/bench-revisions/ (as bench-revisions.sh does).
