@@ -331,6 +331,7 @@ print(json.dumps({"config": config, "commands": run["commands"], "gets": run.get
 PY
         say "capacity of $config: cannot read its run; its capacity stays empty"
 }
+: >>"$OUT/capacity.jsonl" # empty when no DynamoDB config ran
 say "capacity: one recorded run of each DynamoDB config"
 for config in "${CONFIGS[@]}"; do
     [[ $config == before ]] || capacity_run "$config"
