@@ -157,6 +157,24 @@ fn the_problem_types_are_the_documented_ones() {
     assert_eq!(documented, kinds);
 }
 
+/// The document's `OrderStatus` mirrors the domain's enum (the schema types are written for
+/// the document): a status added to the domain must be documented too.
+#[test]
+fn the_order_statuses_are_the_domain_ones() {
+    let doc = doc();
+    let documented: Vec<&str> = doc["components"]["schemas"]["OrderStatus"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let domain: Vec<&str> = orders_domain::OrderStatus::ALL
+        .iter()
+        .map(|status| status.as_str())
+        .collect();
+    assert_eq!(documented, domain);
+}
+
 /// The validator of one component schema.
 fn schema(doc: &Value, name: &str) -> Validator {
     let mut root = json!({"$ref": format!("#/components/schemas/{name}")});
